@@ -1,0 +1,97 @@
+//! Bearer-token authentication for the internal API.
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use domain::TenantId;
+use store::TokenKind;
+use subtle::ConstantTimeEq;
+
+use crate::AdminState;
+use crate::error::{AdminError, ApiResult};
+
+/// Who is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Principal {
+    /// Sees every tenant.
+    Operator,
+    /// Sees one tenant; anything else answers 404.
+    Tenant(TenantId),
+}
+
+impl Principal {
+    /// The tenant a list must be restricted to, if any.
+    #[must_use]
+    pub const fn scope(&self) -> Option<TenantId> {
+        match self {
+            Principal::Operator => None,
+            Principal::Tenant(tenant) => Some(*tenant),
+        }
+    }
+
+    pub fn require_operator(&self) -> ApiResult<()> {
+        match self {
+            Principal::Operator => Ok(()),
+            Principal::Tenant(_) => Err(AdminError::OperatorOnly),
+        }
+    }
+
+    /// Whether an object of `tenant` is visible to this caller.
+    #[must_use]
+    pub fn sees(&self, tenant: TenantId) -> bool {
+        match self {
+            Principal::Operator => true,
+            Principal::Tenant(own) => *own == tenant,
+        }
+    }
+}
+
+fn bearer(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| token.trim())
+        .filter(|token| !token.is_empty())
+}
+
+async fn principal(state: &AdminState, token: &str) -> ApiResult<Principal> {
+    let hash = store::token_hash(token);
+    if let Some(configured) = &state.operator_token_hash {
+        if bool::from(hash.as_bytes().ct_eq(configured.as_bytes())) {
+            return Ok(Principal::Operator);
+        }
+    }
+    // Stored tokens are found by the hash of the presented value, so the secret itself is
+    // never compared byte by byte.
+    match state.store.token_by_hash(&hash).await? {
+        Some(token) => match (token.kind, token.tenant_id) {
+            (TokenKind::Operator, _) => Ok(Principal::Operator),
+            (TokenKind::Tenant, Some(tenant)) => Ok(Principal::Tenant(tenant)),
+            (TokenKind::Tenant, None) => Err(AdminError::InvalidToken),
+        },
+        None => Err(AdminError::InvalidToken),
+    }
+}
+
+/// Middleware: resolves the bearer token into a [`Principal`] request extension.
+pub(crate) async fn authenticate(
+    State(state): State<AdminState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(token) = bearer(&request) else {
+        return AdminError::MissingToken.into_response();
+    };
+    match principal(&state, token).await {
+        Ok(principal) => {
+            request.extensions_mut().insert(principal);
+            next.run(request).await
+        }
+        Err(err) => err.into_response(),
+    }
+}

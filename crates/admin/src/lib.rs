@@ -1,0 +1,62 @@
+//! The internal API (admin listener): tenants, integrations, users, events, and later teams,
+//! issues, imports and dead letters. Bearer-token authentication; an operator token sees every
+//! tenant, a tenant token only its own (anything else answers 404, never 403, so existence
+//! does not leak).
+//!
+//! This crate owns request validation and the JSON shapes of the API, and maps its one error
+//! type to problem+json in one place (`error.rs`). It must not provision: it reads and edits
+//! through `store` and republishes through `bus`; decisions stay in `resolver`.
+
+mod auth;
+mod error;
+mod extract;
+mod routes;
+pub mod service;
+
+use axum::Router;
+use axum::middleware;
+use axum::routing::{get, post};
+use bus::Bus;
+use store::Store;
+
+pub use auth::Principal;
+pub use error::{AdminError, ApiResult};
+
+/// What the internal API needs.
+#[derive(Debug, Clone)]
+pub struct AdminState {
+    pub store: Store,
+    pub bus: Bus,
+    /// Base of webhook URLs shown to admins.
+    pub public_url: String,
+    /// SHA-256 (hex) of `ROLLCALL_ADMIN_TOKEN`, when the operator token is configured rather
+    /// than generated.
+    pub operator_token_hash: Option<String>,
+}
+
+/// The `/v1` routes, all behind bearer authentication.
+pub fn router(state: AdminState) -> Router {
+    Router::new()
+        .route(
+            "/v1/tenants",
+            post(routes::tenants::create).get(routes::tenants::list),
+        )
+        .route(
+            "/v1/integrations",
+            post(routes::integrations::create).get(routes::integrations::list),
+        )
+        .route("/v1/integrations/{id}", get(routes::integrations::show))
+        .route(
+            "/v1/integrations/{id}/publish",
+            post(routes::integrations::publish),
+        )
+        .route("/v1/users", get(routes::users::list))
+        .route("/v1/users/{id}", get(routes::users::show))
+        .route("/v1/events", get(routes::events::list))
+        .route("/v1/events/{id}", get(routes::events::show))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::authenticate,
+        ))
+        .with_state(state)
+}

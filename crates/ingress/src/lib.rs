@@ -1,0 +1,268 @@
+//! The public webhook endpoint, `POST /hooks/{integration_id}`: find the integration, read the
+//! body within its limits, verify the signature over the raw bytes, split the body into events,
+//! drop duplicates, publish each event durably, and only then answer 2xx.
+//!
+//! This is the only crate that sees raw webhook bodies, and it never parses one before the
+//! verifier accepted it. It must not buffer accepted events: when the queue cannot take an
+//! event it answers 503 with `Retry-After` so the sender retries. It knows nothing of users
+//! or provisioning.
+
+mod error;
+
+use std::time::Duration;
+
+use axum::extract::{Path, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use bus::{Bus, Published};
+use domain::{EventEnvelope, EventId, IntegrationId, IntegrationState, Source, Timestamp};
+use serde::Serialize;
+use sources::DeliveryHints;
+use store::{Integration, Store};
+use tracing::Instrument;
+use verifier::{SchemeConfig, Secret};
+
+use crate::error::IngressError;
+
+/// What the ingress needs.
+#[derive(Debug, Clone)]
+pub struct IngressState {
+    pub store: Store,
+    pub bus: Bus,
+    /// The public base URL (for schemes that sign the full URL the sender called).
+    pub public_url: String,
+    /// How long a sender may take to deliver the body.
+    pub body_timeout: Duration,
+}
+
+/// The ingress routes (webhooks only; health routes are added by the binary).
+pub fn router(state: IngressState) -> Router {
+    Router::new()
+        .route("/hooks/{integration_id}", post(receive))
+        .with_state(state)
+}
+
+#[derive(Debug, Serialize)]
+struct Accepted {
+    event_id: EventId,
+    status: &'static str,
+}
+
+async fn receive(
+    State(state): State<IngressState>,
+    Path(integration_id): Path<String>,
+    request: Request,
+) -> Response {
+    let integration_id = integration_id.parse::<IntegrationId>().ok();
+    let span = tracing::info_span!("webhook", integration_id = ?integration_id);
+    match handle(&state, integration_id, request)
+        .instrument(span)
+        .await
+    {
+        Ok(response) => response,
+        Err(err) => {
+            match &err {
+                IngressError::Unavailable(cause) => {
+                    tracing::warn!(reason = err.reason(), cause = %cause, "webhook not accepted");
+                }
+                _ => tracing::info!(reason = err.reason(), detail = %err, "webhook rejected"),
+            }
+            err.into_response()
+        }
+    }
+}
+
+fn unavailable(err: impl std::fmt::Display) -> IngressError {
+    IngressError::Unavailable(err.to_string())
+}
+
+async fn live_integration(
+    store: &Store,
+    id: Option<IntegrationId>,
+) -> Result<Integration, IngressError> {
+    let id = id.ok_or(IngressError::UnknownIntegration)?;
+    let integration = store
+        .integration(id)
+        .await
+        .map_err(unavailable)?
+        .ok_or(IngressError::UnknownIntegration)?;
+    if integration.state == IntegrationState::Revoked {
+        return Err(IngressError::UnknownIntegration);
+    }
+    Ok(integration)
+}
+
+/// The media types a source's webhooks come as.
+fn accepted_content_type(source: Source) -> &'static str {
+    match source {
+        Source::SalesforceOutbound => "text/xml",
+        _ => "application/json",
+    }
+}
+
+fn check_content_type(headers: &HeaderMap, source: Source) -> Result<(), IngressError> {
+    let expected = accepted_content_type(source);
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("");
+    let essence = got
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let json_like = expected == "application/json"
+        && (essence == "application/json" || essence.ends_with("+json"));
+    let xml_like =
+        expected == "text/xml" && (essence == "text/xml" || essence == "application/xml");
+    if json_like || xml_like {
+        Ok(())
+    } else {
+        Err(IngressError::UnsupportedMediaType {
+            got: got.chars().take(100).collect(),
+            expected,
+        })
+    }
+}
+
+async fn read_body(
+    request: Request,
+    limit: u64,
+    timeout: Duration,
+) -> Result<bytes::Bytes, IngressError> {
+    let too_large = IngressError::TooLarge { limit };
+    // A declared length over the limit is refused before reading a byte.
+    let declared = request
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit) {
+        return Err(too_large);
+    }
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    match tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Ok(Err(_)) => Err(too_large),
+        Err(_) => Err(IngressError::BodyTimeout),
+    }
+}
+
+async fn handle(
+    state: &IngressState,
+    integration_id: Option<IntegrationId>,
+    request: Request,
+) -> Result<Response, IngressError> {
+    let integration = live_integration(&state.store, integration_id).await?;
+    let headers = request.headers().clone();
+    let method = request.method().as_str().to_owned();
+    let url = format!(
+        "{}{}",
+        state.public_url.trim_end_matches('/'),
+        request.uri().path_and_query().map_or("", |pq| pq.as_str())
+    );
+    check_content_type(&headers, integration.source)?;
+    let body = read_body(
+        request,
+        integration.settings.max_body_bytes,
+        state.body_timeout,
+    )
+    .await?;
+
+    let now = Timestamp::now();
+    // An integration whose stored scheme this build does not know fails closed.
+    let scheme: SchemeConfig =
+        serde_json::from_value(integration.verification.clone()).map_err(|_| {
+            IngressError::Unauthorized(
+                "the integration's verification scheme is not supported".to_owned(),
+            )
+        })?;
+    let secrets: Vec<Secret> = state
+        .store
+        .integration_secrets(integration.id, now)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+    let verified = verifier::verify(
+        &scheme,
+        &secrets,
+        &verifier::Request {
+            method: &method,
+            url: &url,
+            headers: &headers,
+            body: &body,
+        },
+        now.millis(),
+    )
+    .map_err(|rejection| IngressError::Unauthorized(rejection.to_string()))?;
+
+    let hints = DeliveryHints {
+        delivery_id: verified.provider_event_id.as_deref(),
+    };
+    let events = sources::split(integration.source, &body, &hints)
+        .map_err(|err| IngressError::MalformedPayload(err.to_string()))?;
+
+    let mut answers = Vec::with_capacity(events.len());
+    for event in events {
+        let event_id = EventId::derive(integration.id, &event.provider_event_id);
+        let duplicate = match state
+            .store
+            .event_outcome(integration.id, &event.provider_event_id)
+            .await
+        {
+            Ok(outcome) => outcome.is_some(),
+            // Without the database the event log cannot be asked; publishing anyway is safe
+            // because the consumer ignores an event it already recorded.
+            Err(err) => {
+                tracing::debug!(error = %err, "duplicate check skipped");
+                false
+            }
+        };
+        if duplicate {
+            answers.push(Accepted {
+                event_id,
+                status: "duplicate",
+            });
+            continue;
+        }
+        let envelope = EventEnvelope {
+            event_id,
+            tenant_id: integration.tenant_id,
+            integration_id: integration.id,
+            provider_event_id: event.provider_event_id,
+            event_type: event.event_type,
+            occurred_at: event.occurred_at,
+            received_at: now,
+            payload: event.payload,
+            replay: None,
+            import_id: None,
+        };
+        let published = state.bus.publish(&envelope).await.map_err(unavailable)?;
+        tracing::info!(event_id = %event_id, already_queued = (published == Published::AlreadyQueued), "event accepted");
+        answers.push(Accepted {
+            event_id,
+            status: "queued",
+        });
+    }
+    Ok(respond(answers))
+}
+
+fn respond(mut answers: Vec<Accepted>) -> Response {
+    let all_duplicates = answers.iter().all(|answer| answer.status == "duplicate");
+    let status = if all_duplicates {
+        StatusCode::OK
+    } else {
+        StatusCode::ACCEPTED
+    };
+    if answers.len() == 1 {
+        let answer = answers.remove(0);
+        (status, Json(answer)).into_response()
+    } else {
+        (status, Json(serde_json::json!({ "events": answers }))).into_response()
+    }
+}

@@ -1,0 +1,351 @@
+//! The command-line verbs other than `serve`. They work on the database directly (the same
+//! configuration as the server), through the same service functions as the internal API.
+
+use std::io::Read;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use domain::{Source, TenantId, Timestamp, UserStatus};
+use serde::Serialize;
+use store::UserFilter;
+use verifier::Secret;
+
+use crate::config::Config;
+use crate::setup;
+
+fn print_json<T: Serialize>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+fn admin_error(err: admin::AdminError) -> anyhow::Error {
+    anyhow::anyhow!("{err}")
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum TenantCommand {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn tenant(config: &Config, command: TenantCommand) -> anyhow::Result<()> {
+    let store = setup::open_store(config).await?;
+    match command {
+        TenantCommand::Create { name, json } => {
+            let tenant = admin::service::create_tenant(&store, &name)
+                .await
+                .map_err(admin_error)?;
+            if json {
+                print_json(&tenant)
+            } else {
+                println!("created tenant {} ({})", tenant.id, tenant.name);
+                Ok(())
+            }
+        }
+        TenantCommand::List { json } => {
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.list_tenants(None, after.as_ref(), Some(500)).await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(cursor) => after = Some(store::Cursor::parse(&cursor)?),
+                    None => break,
+                }
+            }
+            if json {
+                return print_json(&all);
+            }
+            for tenant in all {
+                println!("{}  {}", tenant.id, tenant.name);
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum IntegrationCommand {
+    /// Create an integration (in draft); prints its webhook URL and secret (shown once).
+    Create {
+        #[arg(long)]
+        tenant: TenantId,
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "rollcall")]
+        source: Source,
+        /// Settings as JSON, e.g. '{"invite_mode": "manual"}'.
+        #[arg(long)]
+        settings: Option<String>,
+        /// Make it live at once (skip the draft/shadow stage).
+        #[arg(long)]
+        publish: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List integrations.
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Make a draft integration live.
+    Publish {
+        id: domain::IntegrationId,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn integration(
+    config: &Config,
+    command: IntegrationCommand,
+) -> anyhow::Result<()> {
+    let store = setup::open_store(config).await?;
+    match command {
+        IntegrationCommand::Create {
+            tenant,
+            name,
+            source,
+            settings,
+            publish,
+            json,
+        } => {
+            let settings = settings
+                .map(|text| serde_json::from_str(&text).context("--settings is not valid JSON"))
+                .transpose()?;
+            let mut created = admin::service::create_integration(
+                &store,
+                &config.public_url,
+                admin::service::CreateIntegration {
+                    tenant_id: Some(tenant),
+                    name,
+                    source,
+                    verification: None,
+                    settings,
+                },
+            )
+            .await
+            .map_err(admin_error)?;
+            if publish {
+                if let Some(live) = store
+                    .publish_integration(created.view.integration.id, Timestamp::now())
+                    .await?
+                {
+                    created.view = admin::service::IntegrationView::new(live, &config.public_url);
+                }
+            }
+            if json {
+                return print_json(&created);
+            }
+            let integration = &created.view.integration;
+            println!(
+                "created integration {} ({}, {})",
+                integration.id, integration.name, integration.state
+            );
+            println!("webhook URL: {}", created.view.webhook_url);
+            println!("secret (shown once): {}", created.secret);
+            Ok(())
+        }
+        IntegrationCommand::List { tenant, json } => {
+            let page = store.list_integrations(tenant, None, Some(500)).await?;
+            let views: Vec<_> = page
+                .items
+                .into_iter()
+                .map(|integration| {
+                    admin::service::IntegrationView::new(integration, &config.public_url)
+                })
+                .collect();
+            if json {
+                return print_json(&views);
+            }
+            for view in views {
+                let integration = &view.integration;
+                println!(
+                    "{}  {:<8} {:<20} {}  {}",
+                    integration.id,
+                    integration.state,
+                    integration.source,
+                    integration.name,
+                    view.webhook_url
+                );
+            }
+            Ok(())
+        }
+        IntegrationCommand::Publish { id, json } => {
+            let integration = store
+                .publish_integration(id, Timestamp::now())
+                .await?
+                .with_context(|| format!("no integration {id}"))?;
+            if json {
+                return print_json(&admin::service::IntegrationView::new(
+                    integration,
+                    &config.public_url,
+                ));
+            }
+            println!("integration {} is {}", integration.id, integration.state);
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UsersCommand {
+    /// List users.
+    List {
+        #[arg(long)]
+        tenant: Option<TenantId>,
+        #[arg(long)]
+        status: Option<UserStatus>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn users(config: &Config, command: UsersCommand) -> anyhow::Result<()> {
+    let store = setup::open_store(config).await?;
+    match command {
+        UsersCommand::List {
+            tenant,
+            status,
+            json,
+        } => {
+            let filter = UserFilter {
+                tenant,
+                status,
+                ..UserFilter::default()
+            };
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store.list_users(&filter, after.as_ref(), Some(500)).await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(cursor) => after = Some(store::Cursor::parse(&cursor)?),
+                    None => break,
+                }
+            }
+            if json {
+                return print_json(&all);
+            }
+            for user in all {
+                println!(
+                    "{}  {:<8} {} {} <{}>",
+                    user.id, user.status, user.first_name, user.last_name, user.email
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SendTestEvent {
+    /// The integration to post to.
+    #[arg(long)]
+    integration: domain::IntegrationId,
+    /// The integration's `whsec_…` secret (shown when it was created).
+    #[arg(long)]
+    secret: String,
+    /// Where the ingress is (default: ROLLCALL_PUBLIC_URL).
+    #[arg(long)]
+    url: Option<String>,
+    #[arg(long, default_value = "opportunity.updated")]
+    event_type: String,
+    #[arg(long, default_value = "005A000001")]
+    owner_id: String,
+    #[arg(long, default_value = "ann.lee@example.com")]
+    email: String,
+    #[arg(long, default_value = "Ann")]
+    first_name: String,
+    #[arg(long, default_value = "Lee")]
+    last_name: String,
+    #[arg(long)]
+    json: bool,
+}
+
+/// Standard Webhooks headers for `body`, signed now.
+fn signed_headers(secret: &Secret, body: &[u8]) -> anyhow::Result<(String, i64, String)> {
+    let id = format!("msg_{}", uuid_simple());
+    let timestamp = Timestamp::now().unix_seconds();
+    let signature = verifier::sign_standard_webhooks(secret, &id, timestamp, body)
+        .context("the secret is not a Standard Webhooks secret (whsec_ followed by base64)")?;
+    Ok((id, timestamp, signature))
+}
+
+fn uuid_simple() -> String {
+    domain::EventId::new().to_string().replace('-', "")
+}
+
+pub(crate) async fn send_test_event(config: &Config, args: SendTestEvent) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "id": format!("evt_{}", uuid_simple()),
+        "type": args.event_type,
+        "occurred_at": Timestamp::now().to_rfc3339(),
+        "owner": {
+            "id": args.owner_id,
+            "email": args.email,
+            "first_name": args.first_name,
+            "last_name": args.last_name,
+            "status": "active",
+        },
+        "record": {"kind": "opportunity", "id": "006TEST"},
+    })
+    .to_string();
+    let secret = Secret::new(args.secret);
+    let (id, timestamp, signature) = signed_headers(&secret, body.as_bytes())?;
+    let base = args.url.unwrap_or_else(|| config.public_url.clone());
+    let url = format!("{}/hooks/{}", base.trim_end_matches('/'), args.integration);
+    let response = reqwest::Client::new()
+        .post(&url)
+        .header("content-type", "application/json")
+        .header("webhook-id", &id)
+        .header("webhook-timestamp", timestamp.to_string())
+        .header("webhook-signature", signature)
+        .body(body)
+        .send()
+        .await
+        .with_context(|| format!("posting to {url}"))?;
+    let status = response.status();
+    let text = response.text().await.unwrap_or_default();
+    if args.json {
+        println!("{text}");
+    } else {
+        println!("{} {}", status.as_u16(), text);
+    }
+    if status.is_success() {
+        Ok(())
+    } else {
+        anyhow::bail!("the ingress answered {status}")
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Sign {
+    /// The `whsec_…` secret.
+    #[arg(long)]
+    secret: String,
+}
+
+pub(crate) fn sign(args: &Sign) -> anyhow::Result<()> {
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .context("reading the body from stdin")?;
+    let (id, timestamp, signature) = signed_headers(&Secret::new(args.secret.clone()), &body)?;
+    println!("webhook-id: {id}");
+    println!("webhook-timestamp: {timestamp}");
+    println!("webhook-signature: {signature}");
+    Ok(())
+}

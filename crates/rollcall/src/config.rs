@@ -1,0 +1,157 @@
+//! Configuration: built-in defaults that work on a laptop, then an optional TOML file
+//! (`--config`), then `ROLLCALL_*` environment variables, each overriding the one before.
+
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// Every setting. Field names are the environment variables without `ROLLCALL_`, lowercased.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Config {
+    /// `sqlite://…` (embedded) or `postgres://…`.
+    pub database_url: String,
+    /// `amqp://…` for RabbitMQ; unset for the embedded queue in the database.
+    pub amqp_url: Option<String>,
+    /// Prefix of RabbitMQ exchange and queue names.
+    pub amqp_prefix: String,
+    /// Deliveries of one message before RabbitMQ dead-letters it.
+    pub amqp_delivery_limit: u32,
+    /// Public listener (webhooks).
+    pub ingress_addr: String,
+    /// Internal listener (internal API, metrics, health).
+    pub admin_addr: String,
+    /// Base of webhook URLs and invitation links.
+    pub public_url: String,
+    /// `smtp://host:port` or `smtps://user:pass@host`; unset writes `.eml` files.
+    pub smtp_url: Option<String>,
+    /// Sender of invitations.
+    pub mail_from: String,
+    /// Operator bearer token; unset generates one on first start.
+    pub admin_token: Option<String>,
+    /// Base64 32-byte key encrypting secrets at rest; unset keeps one in `data_dir`.
+    pub secret_key: Option<String>,
+    /// Where the embedded database, the generated key and the `.eml` outbox live.
+    pub data_dir: PathBuf,
+    /// Tracing filter (`info`, `rollcall=debug,info`, …).
+    pub log: String,
+    /// `text` or `json`.
+    pub log_format: String,
+    /// Events one worker process handles at once.
+    pub worker_concurrency: usize,
+    /// Deliveries a worker holds unacknowledged.
+    pub worker_prefetch: u16,
+    /// Hours an invitation link stays valid.
+    pub invitation_ttl_hours: u64,
+    /// Seconds a sender may take to deliver a webhook body.
+    pub body_timeout_seconds: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: "sqlite://rollcall-data/rollcall.db?mode=rwc".to_owned(),
+            amqp_url: None,
+            amqp_prefix: String::new(),
+            amqp_delivery_limit: 20,
+            ingress_addr: "127.0.0.1:8080".to_owned(),
+            admin_addr: "127.0.0.1:8081".to_owned(),
+            public_url: "http://127.0.0.1:8080".to_owned(),
+            smtp_url: None,
+            mail_from: "rollcall <no-reply@localhost>".to_owned(),
+            admin_token: None,
+            secret_key: None,
+            data_dir: PathBuf::from("rollcall-data"),
+            log: "info".to_owned(),
+            log_format: "text".to_owned(),
+            worker_concurrency: 16,
+            worker_prefetch: 64,
+            invitation_ttl_hours: 24 * 7,
+            body_timeout_seconds: 10,
+        }
+    }
+}
+
+/// Environment variable names, for `Env::only` (other `ROLLCALL_*` variables, such as the test
+/// suite's, are not configuration).
+const KEYS: &[&str] = &[
+    "database_url",
+    "amqp_url",
+    "amqp_prefix",
+    "amqp_delivery_limit",
+    "ingress_addr",
+    "admin_addr",
+    "public_url",
+    "smtp_url",
+    "mail_from",
+    "admin_token",
+    "secret_key",
+    "data_dir",
+    "log",
+    "log_format",
+    "worker_concurrency",
+    "worker_prefetch",
+    "invitation_ttl_hours",
+    "body_timeout_seconds",
+];
+
+impl Config {
+    pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            if !file.exists() {
+                anyhow::bail!("config file {} does not exist", file.display());
+            }
+            figment = figment.merge(Toml::file(file));
+        }
+        // An empty variable means "unset" (so `ROLLCALL_AMQP_URL=` picks the embedded queue).
+        let figment = figment.merge(Env::prefixed("ROLLCALL_").only(KEYS));
+        let mut config: Config = figment
+            .extract()
+            .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+        for value in [
+            &mut config.amqp_url,
+            &mut config.smtp_url,
+            &mut config.admin_token,
+            &mut config.secret_key,
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                *value = None;
+            }
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            anyhow::bail!(
+                "ROLLCALL_LOG_FORMAT must be text or json, got {:?}",
+                self.log_format
+            );
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            anyhow::bail!(
+                "ROLLCALL_PUBLIC_URL must start with http:// or https://, got {:?}",
+                self.public_url
+            );
+        }
+        if self.worker_concurrency == 0 || self.worker_prefetch == 0 {
+            anyhow::bail!(
+                "ROLLCALL_WORKER_CONCURRENCY and ROLLCALL_WORKER_PREFETCH must be at least 1"
+            );
+        }
+        if let Some(url) = &self.amqp_url {
+            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+                anyhow::bail!("ROLLCALL_AMQP_URL must start with amqp:// or amqps://");
+            }
+        }
+        Ok(())
+    }
+
+    pub(crate) fn is_sqlite(&self) -> bool {
+        self.database_url.starts_with("sqlite:")
+    }
+}

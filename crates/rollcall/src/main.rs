@@ -1,0 +1,126 @@
+//! The `rollcall` binary: configuration, logging, the wiring of every role (`serve`), and the
+//! command line. It holds no business logic of its own: each command calls the crate that
+//! owns the behaviour.
+//!
+//! The command line prints by design: results to stdout (JSON with `--json`), logs to stderr.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod commands;
+mod config;
+mod health;
+mod serve;
+mod setup;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// rollcall: CRM webhooks in, user accounts and invitations out.
+#[derive(Debug, Parser)]
+#[command(name = "rollcall", version, about)]
+struct Cli {
+    /// A TOML file with settings (environment variables override it).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run rollcall (all roles, or those given with --role).
+    Serve {
+        /// Run only this role; repeat for several.
+        #[arg(long = "role", value_enum)]
+        roles: Vec<serve::Role>,
+    },
+    /// Bring the database schema up to date and exit.
+    Migrate,
+    /// Tenants (customer companies).
+    Tenant {
+        #[command(subcommand)]
+        command: commands::TenantCommand,
+    },
+    /// Integrations (CRM connections).
+    Integration {
+        #[command(subcommand)]
+        command: commands::IntegrationCommand,
+    },
+    /// Users.
+    Users {
+        #[command(subcommand)]
+        command: commands::UsersCommand,
+    },
+    /// Sign a sample canonical event with an integration's secret and post it to the ingress.
+    SendTestEvent(commands::SendTestEvent),
+    /// Print the Standard Webhooks headers for a body read from stdin.
+    Sign(commands::Sign),
+    /// Print a new random key for ROLLCALL_SECRET_KEY.
+    Keygen,
+}
+
+fn init_logging(config: &Config) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_new(&config.log).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    // TLS for outgoing HTTPS (CRM APIs, the test-event sender) uses ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    if let Command::Keygen = cli.command {
+        println!("{}", store::SecretCipher::generate_key());
+        return Ok(());
+    }
+    let config = Config::load(cli.config.as_deref())?;
+    init_logging(&config);
+    match cli.command {
+        Command::Serve { roles } => serve::serve(config, &roles).await,
+        Command::Migrate => {
+            setup::open_store(&config).await?;
+            println!("database is up to date");
+            Ok(())
+        }
+        Command::Tenant { command } => commands::tenant(&config, command).await,
+        Command::Integration { command } => commands::integration(&config, command).await,
+        Command::Users { command } => commands::users(&config, command).await,
+        Command::SendTestEvent(args) => commands::send_test_event(&config, args).await,
+        Command::Sign(args) => commands::sign(&args),
+        Command::Keygen => Ok(()),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rollcall: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rollcall: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,168 @@
+//! The event log: one row per accepted event, written in the same transaction as its effects.
+//! Its unique key `(integration_id, provider_event_id)` is what makes redelivery harmless.
+
+use domain::{EventId, EventOutcome, IntegrationId, TenantId, Timestamp, UserId};
+use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use serde::{Deserialize, Serialize};
+
+use crate::entities::event;
+use crate::page::{self, Cursor, Page};
+use crate::{Result, Store, StoreError};
+
+/// What happened to one owner named by an event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerOutcome {
+    pub external_id: String,
+    pub outcome: EventOutcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+}
+
+/// An event-log row as the API shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct EventRecord {
+    pub id: EventId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub provider_event_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub processed_at: Timestamp,
+    /// Milliseconds from acceptance at the ingress to the committed decision.
+    pub processing_ms: i64,
+    pub outcome: EventOutcome,
+    pub reason: Option<String>,
+    pub user_id: Option<UserId>,
+    pub external_id: Option<String>,
+    /// Decided by a draft integration: recorded, not applied.
+    pub shadow: bool,
+    pub attempts: i32,
+    pub owners: Vec<OwnerOutcome>,
+}
+
+impl TryFrom<event::Model> for EventRecord {
+    type Error = StoreError;
+    fn try_from(row: event::Model) -> Result<Self> {
+        Ok(Self {
+            id: row.id.into(),
+            tenant_id: row.tenant_id.into(),
+            integration_id: row.integration_id.into(),
+            provider_event_id: row.provider_event_id,
+            event_type: row.event_type,
+            occurred_at: row.occurred_at.map(Timestamp::from_millis),
+            received_at: Timestamp::from_millis(row.received_at),
+            processed_at: Timestamp::from_millis(row.processed_at),
+            processing_ms: row.processed_at - row.received_at,
+            outcome: row.outcome.parse().map_err(StoreError::corrupt)?,
+            reason: row.reason,
+            user_id: row.user_id.map(UserId::from),
+            external_id: row.external_id,
+            shadow: row.shadow,
+            attempts: row.attempts,
+            owners: serde_json::from_str(&row.details)?,
+        })
+    }
+}
+
+/// What the provisioner records for an event.
+#[derive(Debug, Clone)]
+pub struct NewEventRecord {
+    pub id: EventId,
+    pub tenant_id: TenantId,
+    pub integration_id: IntegrationId,
+    pub provider_event_id: String,
+    pub event_type: String,
+    pub occurred_at: Option<Timestamp>,
+    pub received_at: Timestamp,
+    pub processed_at: Timestamp,
+    pub outcome: EventOutcome,
+    pub reason: Option<String>,
+    pub user_id: Option<UserId>,
+    pub external_id: Option<String>,
+    pub shadow: bool,
+    pub attempts: i32,
+    pub owners: Vec<OwnerOutcome>,
+}
+
+/// Filters for the event log.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    pub tenant: Option<TenantId>,
+    pub integration_id: Option<IntegrationId>,
+    pub outcome: Option<EventOutcome>,
+    pub user_id: Option<UserId>,
+}
+
+impl Store {
+    /// The outcome recorded for a provider's event, if it was already processed.
+    pub async fn event_outcome(
+        &self,
+        integration: IntegrationId,
+        provider_event_id: &str,
+    ) -> Result<Option<EventOutcome>> {
+        let row = event::Entity::find()
+            .select_only()
+            .column(event::Column::Outcome)
+            .filter(event::Column::IntegrationId.eq(integration.as_uuid()))
+            .filter(event::Column::ProviderEventId.eq(provider_event_id))
+            .into_tuple::<String>()
+            .one(self.db())
+            .await?;
+        row.map(|outcome| outcome.parse().map_err(StoreError::corrupt))
+            .transpose()
+    }
+
+    pub async fn event(&self, id: EventId) -> Result<Option<EventRecord>> {
+        event::Entity::find_by_id(id.as_uuid())
+            .one(self.db())
+            .await?
+            .map(EventRecord::try_from)
+            .transpose()
+    }
+
+    /// The event log, newest first.
+    pub async fn list_events(
+        &self,
+        filter: &EventFilter,
+        after: Option<&Cursor>,
+        limit: Option<u64>,
+    ) -> Result<Page<EventRecord>> {
+        let limit = page::page_size(limit);
+        let mut query = event::Entity::find()
+            .order_by_desc(event::Column::ProcessedAt)
+            .order_by_desc(event::Column::Id);
+        if let Some(tenant) = filter.tenant {
+            query = query.filter(event::Column::TenantId.eq(tenant.as_uuid()));
+        }
+        if let Some(integration) = filter.integration_id {
+            query = query.filter(event::Column::IntegrationId.eq(integration.as_uuid()));
+        }
+        if let Some(outcome) = filter.outcome {
+            query = query.filter(event::Column::Outcome.eq(outcome.as_str()));
+        }
+        if let Some(user) = filter.user_id {
+            query = query.filter(event::Column::UserId.eq(user.as_uuid()));
+        }
+        if let Some(after) = after {
+            query = query.filter(
+                Condition::any()
+                    .add(event::Column::ProcessedAt.lt(after.millis))
+                    .add(
+                        Condition::all()
+                            .add(event::Column::ProcessedAt.eq(after.millis))
+                            .add(event::Column::Id.lt(after.id)),
+                    ),
+            );
+        }
+        let rows = query.limit(limit + 1).all(self.db()).await?;
+        page::finish(
+            rows,
+            limit,
+            |row| Cursor::new(row.processed_at, row.id),
+            EventRecord::try_from,
+        )
+    }
+}

@@ -1,0 +1,225 @@
+//! Persistence: the sea-orm entities and every query the other crates need, on SQLite (the
+//! embedded default) and PostgreSQL.
+//!
+//! This is the only crate that writes SQL. It owns connection setup (pragmas, pool sizes),
+//! encryption of secrets at rest, the embedded queue's tables and the provisioning write
+//! transaction. It must not make decisions: it reports what is stored and stores what it is
+//! told, and turns database failures into [`StoreError`] kinds that callers can act on
+//! (transient or not, conflict or not).
+
+mod cipher;
+mod entities;
+mod error;
+mod events;
+mod integrations;
+mod invitations;
+mod kv;
+mod page;
+mod provisioning;
+mod queue;
+mod tenants;
+mod tokens;
+mod users;
+
+use std::time::Duration;
+
+use migrations::{Migrator, MigratorTrait};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbBackend,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
+
+pub use cipher::{BadKey, SecretCipher};
+pub use error::{Result, StoreError};
+pub use events::{EventFilter, EventRecord, NewEventRecord, OwnerOutcome};
+pub use integrations::{Integration, NewIntegration};
+pub use invitations::{ClaimedInvitation, InvitationRecord};
+pub use page::{Cursor, Page};
+pub use provisioning::WriteTx;
+pub use queue::{AttemptError, QueueJob, QueueStats};
+pub use tenants::Tenant;
+pub use tokens::{ApiToken, TokenKind};
+pub use users::{IdentityRecord, UserFilter, UserRecord};
+
+/// Which database engine a [`Store`] talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    pub url: String,
+    /// Pool size; defaults suit the backend (SQLite serialises writers anyway).
+    pub max_connections: Option<u32>,
+    /// SQLite only: fsync the WAL on every commit. Off, a process crash still loses nothing
+    /// (only a power loss could); on, a 2xx survives a power loss too.
+    pub sqlite_full_sync: bool,
+}
+
+impl StoreOptions {
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: None,
+            sqlite_full_sync: true,
+        }
+    }
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: DatabaseConnection,
+    backend: Backend,
+    cipher: SecretCipher,
+}
+
+impl Store {
+    /// Connects (without migrating). Fails fast when the database is unreachable.
+    pub async fn connect(options: &StoreOptions, cipher: SecretCipher) -> Result<Self> {
+        let backend = if options.url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if options.url.starts_with("postgres://") || options.url.starts_with("postgresql://")
+        {
+            Backend::Postgres
+        } else {
+            return Err(StoreError::Database(format!(
+                "unsupported database URL {:?}: use sqlite://… or postgres://…",
+                redact_url(&options.url)
+            )));
+        };
+        let mut connect = ConnectOptions::new(options.url.clone());
+        connect
+            .connect_timeout(Duration::from_secs(5))
+            .acquire_timeout(Duration::from_secs(5))
+            .sqlx_logging(false);
+        match backend {
+            Backend::Sqlite => {
+                let full_sync = options.sqlite_full_sync;
+                connect
+                    .max_connections(options.max_connections.unwrap_or(4))
+                    .map_sqlx_sqlite_opts(move |opts| {
+                        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+                        opts.journal_mode(SqliteJournalMode::Wal)
+                            .synchronous(if full_sync {
+                                SqliteSynchronous::Full
+                            } else {
+                                SqliteSynchronous::Normal
+                            })
+                            .busy_timeout(Duration::from_secs(10))
+                            .foreign_keys(true)
+                            .create_if_missing(true)
+                    });
+            }
+            Backend::Postgres => {
+                connect
+                    .max_connections(options.max_connections.unwrap_or(16))
+                    .min_connections(1);
+            }
+        }
+        let db = Database::connect(connect).await?;
+        Ok(Self {
+            db,
+            backend,
+            cipher,
+        })
+    }
+
+    /// Brings the schema up to date.
+    pub async fn migrate(&self) -> Result<()> {
+        Migrator::up(&self.db, None).await.map_err(StoreError::from)
+    }
+
+    #[must_use]
+    pub const fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Whether the database answers a trivial query now.
+    pub async fn ping(&self) -> Result<()> {
+        self.db
+            .execute_unprepared("SELECT 1")
+            .await
+            .map(|_| ())
+            .map_err(StoreError::from)
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`) so that two writers queue up instead of failing on lock upgrade.
+    pub async fn begin_write(&self) -> Result<WriteTx> {
+        let options = TransactionOptions {
+            isolation_level: None,
+            access_mode: None,
+            sqlite_transaction_mode: match self.backend {
+                Backend::Sqlite => Some(SqliteTransactionMode::Immediate),
+                Backend::Postgres => None,
+            },
+        };
+        let tx = self.db.begin_with_options(options).await?;
+        Ok(WriteTx::new(tx, self.backend))
+    }
+
+    pub(crate) fn db(&self) -> &DatabaseConnection {
+        &self.db
+    }
+
+    pub(crate) fn db_backend(&self) -> DbBackend {
+        self.db.get_database_backend()
+    }
+
+    pub(crate) fn cipher(&self) -> &SecretCipher {
+        &self.cipher
+    }
+}
+
+/// A database URL with any password replaced, for error messages and logs.
+#[must_use]
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let credentials = &url[scheme_end + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+/// Hex SHA-256 of a bearer token or invitation token: what the database keeps instead of it.
+#[must_use]
+pub fn token_hash(token: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_passwords_only() {
+        assert_eq!(
+            redact_url("postgres://rollcall:s3cret@db:5432/rollcall"),
+            "postgres://rollcall:***@db:5432/rollcall"
+        );
+        assert_eq!(
+            redact_url("postgres://db/rollcall"),
+            "postgres://db/rollcall"
+        );
+        assert_eq!(
+            redact_url("sqlite://x.db?mode=rwc"),
+            "sqlite://x.db?mode=rwc"
+        );
+    }
+}

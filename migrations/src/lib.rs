@@ -1,0 +1,24 @@
+//! The database schema, as sea-orm migrations that run unchanged on SQLite and PostgreSQL.
+//!
+//! This crate owns table and index definitions only: no queries (those live in `store`), and
+//! nothing backend-specific unless both backends get an equivalent. Migrations are append-only:
+//! once one has landed it is never edited; a change is a new migration.
+//!
+//! Conventions: ids are UUIDs; instants are BIGINT Unix milliseconds (identical ordering and
+//! comparison on both backends); JSON documents are TEXT; uniqueness is enforced by unique
+//! indexes, never by checks in code.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m0001_initial;
+
+/// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
+#[derive(Debug)]
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m0001_initial::Migration)]
+    }
+}
