@@ -61,10 +61,10 @@ fn bearer(request: &Request) -> Option<&str> {
 
 async fn principal(state: &AdminState, token: &str) -> ApiResult<Principal> {
     let hash = store::token_hash(token);
-    if let Some(configured) = &state.operator_token_hash {
-        if bool::from(hash.as_bytes().ct_eq(configured.as_bytes())) {
-            return Ok(Principal::Operator);
-        }
+    if let Some(configured) = &state.operator_token_hash
+        && bool::from(hash.as_bytes().ct_eq(configured.as_bytes()))
+    {
+        return Ok(Principal::Operator);
     }
     // Stored tokens are found by the hash of the presented value, so the secret itself is
     // never compared byte by byte.

@@ -280,7 +280,7 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
             Err(err) => {
                 failures = failures.saturating_add(1);
                 let pause = backoff(failures);
-                if failures == 1 || failures % 20 == 0 {
+                if failures == 1 || failures.is_multiple_of(20) {
                     tracing::warn!(broker = %redacted, error = %err, failures, "cannot connect to RabbitMQ; retrying");
                 }
                 tokio::select! {

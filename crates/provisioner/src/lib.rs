@@ -201,19 +201,18 @@ async fn current_state(
         email_user: None,
         email_user_linked_here: false,
     };
-    if let Some(email) = email {
-        if let Some((user, linked_here)) = tx
+    if let Some(email) = email
+        && let Some((user, linked_here)) = tx
             .user_by_email(envelope.tenant_id, &email, envelope.integration_id)
             .await?
-        {
-            let same = state
-                .linked_user
-                .as_ref()
-                .is_some_and(|linked| linked.id == user.id);
-            if !same {
-                state.email_user = Some(user);
-                state.email_user_linked_here = linked_here;
-            }
+    {
+        let same = state
+            .linked_user
+            .as_ref()
+            .is_some_and(|linked| linked.id == user.id);
+        if !same {
+            state.email_user = Some(user);
+            state.email_user_linked_here = linked_here;
         }
     }
     Ok(state)

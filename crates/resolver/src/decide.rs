@@ -33,15 +33,15 @@ fn decide_known(
     state: &CurrentState,
     context: &DecisionContext<'_>,
 ) -> Decision {
-    if let (Some(occurred), Some(applied)) = (context.occurred_at, user.source_updated_at) {
-        if occurred < applied {
-            return Decision::Ignore {
-                user_id: Some(user.id),
-                reason: format!(
-                    "stale: occurred at {occurred}, older than the last applied change ({applied})"
-                ),
-            };
-        }
+    if let (Some(occurred), Some(applied)) = (context.occurred_at, user.source_updated_at)
+        && occurred < applied
+    {
+        return Decision::Ignore {
+            user_id: Some(user.id),
+            reason: format!(
+                "stale: occurred at {occurred}, older than the last applied change ({applied})"
+            ),
+        };
     }
     let email = match owner.email.as_deref().map(NormalizedEmail::parse) {
         Some(Ok(email)) if email.normalized() != user.email.to_lowercase() => {

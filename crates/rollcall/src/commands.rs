@@ -138,13 +138,12 @@ pub(crate) async fn integration(
             )
             .await
             .map_err(admin_error)?;
-            if publish {
-                if let Some(live) = store
+            if publish
+                && let Some(live) = store
                     .publish_integration(created.view.integration.id, Timestamp::now())
                     .await?
-                {
-                    created.view = admin::service::IntegrationView::new(live, &config.public_url);
-                }
+            {
+                created.view = admin::service::IntegrationView::new(live, &config.public_url);
             }
             if json {
                 return print_json(&created);

@@ -143,15 +143,48 @@ impl Config {
                 "ROLLCALL_WORKER_CONCURRENCY and ROLLCALL_WORKER_PREFETCH must be at least 1"
             );
         }
-        if let Some(url) = &self.amqp_url {
-            if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
-                anyhow::bail!("ROLLCALL_AMQP_URL must start with amqp:// or amqps://");
-            }
+        if let Some(url) = &self.amqp_url
+            && !(url.starts_with("amqp://") || url.starts_with("amqps://"))
+        {
+            anyhow::bail!("ROLLCALL_AMQP_URL must start with amqp:// or amqps://");
         }
         Ok(())
     }
 
     pub(crate) fn is_sqlite(&self) -> bool {
         self.database_url.starts_with("sqlite:")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use figment::Figment;
+    use figment::providers::{Format, Serialized, Toml};
+
+    use super::Config;
+
+    #[test]
+    fn the_example_file_is_a_valid_configuration() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../deploy/rollcall.example.toml"
+        );
+        let config: Config = Figment::from(Serialized::defaults(Config::default()))
+            .merge(Toml::file(path))
+            .extract()
+            .unwrap();
+        config.validate().unwrap();
+        assert!(config.database_url.starts_with("postgres://"));
+        assert_eq!(config.log_format, "json");
+    }
+
+    #[test]
+    fn the_defaults_are_the_embedded_ones() {
+        let config = Config::default();
+        assert!(config.is_sqlite());
+        assert!(config.amqp_url.is_none());
+        assert_eq!(config.ingress_addr, "127.0.0.1:8080");
+        assert_eq!(config.admin_addr, "127.0.0.1:8081");
+        config.validate().unwrap();
     }
 }

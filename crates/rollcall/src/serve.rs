@@ -113,14 +113,13 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
         bus.backend_name()
     ));
 
-    if roles.contains(&Role::Admin) {
-        if let Some(token) =
+    if roles.contains(&Role::Admin)
+        && let Some(token) =
             admin::service::ensure_operator_token(&store, config.admin_token.is_some())
                 .await
                 .map_err(|err| anyhow::anyhow!("creating the operator token: {err}"))?
-        {
-            say(&format!("operator token (shown once; keep it): {token}"));
-        }
+    {
+        say(&format!("operator token (shown once; keep it): {token}"));
     }
 
     tokio::spawn(wait_for_signal(shutdown.clone()));

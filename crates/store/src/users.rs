@@ -180,7 +180,7 @@ impl Store {
             let like = |column: user::Column| {
                 Expr::cust_with_exprs(
                     "LOWER($1) LIKE $2 ESCAPE '\\'",
-                    [Expr::col(column).into(), Expr::value(pattern.clone())],
+                    [Expr::col(column), Expr::value(pattern.clone())],
                 )
             };
             query = query.filter(

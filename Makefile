@@ -1,0 +1,40 @@
+# rollcall — common tasks. `make run` and `make test` are all a fresh clone needs.
+
+CARGO ?= cargo
+NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
+
+.PHONY: run test lint fmt services build release clean
+
+## Build and start rollcall on its embedded defaults (SQLite, embedded queue, .eml outbox).
+run:
+	$(CARGO) run -p rollcall -- serve
+
+## Every test: unit, integration and end-to-end (needs PostgreSQL and RabbitMQ; see README).
+test:
+ifdef NEXTEST
+	$(CARGO) nextest run --workspace --no-fail-fast
+else
+	$(CARGO) test --workspace --no-fail-fast
+endif
+
+## Formatting and lints, as CI runs them.
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+## Start PostgreSQL and RabbitMQ on this machine if they are not running.
+services:
+	./.ci/services
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p rollcall
+
+clean:
+	$(CARGO) clean
+	rm -rf rollcall-data
