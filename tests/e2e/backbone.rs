@@ -371,6 +371,7 @@ async fn unreachable_rabbitmq_answers_503_and_is_not_ready() {
     let process = env
         .spawn(Spawn {
             amqp_url: Some(format!("amqp://guest:guest@127.0.0.1:{closed}/%2f")),
+            expect_unready: true,
             ..Spawn::default()
         })
         .await;

@@ -11,4 +11,5 @@
 )]
 
 mod backbone;
+mod ingress;
 mod support;

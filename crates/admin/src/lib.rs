@@ -45,7 +45,16 @@ pub fn router(state: AdminState) -> Router {
             "/v1/integrations",
             post(routes::integrations::create).get(routes::integrations::list),
         )
-        .route("/v1/integrations/{id}", get(routes::integrations::show))
+        .route(
+            "/v1/integrations/{id}",
+            get(routes::integrations::show)
+                .patch(routes::integrations::update)
+                .delete(routes::integrations::revoke),
+        )
+        .route(
+            "/v1/integrations/{id}/secrets/rotate",
+            post(routes::integrations::rotate),
+        )
         .route(
             "/v1/integrations/{id}/publish",
             post(routes::integrations::publish),

@@ -6,7 +6,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use domain::{IntegrationSettings, Source, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use store::{Integration, NewIntegration, Store, Tenant, TokenKind};
-use verifier::SchemeConfig;
+use verifier::{SchemeConfig, SecretOrigin};
 
 use crate::error::{AdminError, ApiResult};
 use crate::extract::parse_json;
@@ -18,11 +18,113 @@ pub fn generate_token(prefix: &str) -> String {
     format!("{prefix}{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-/// A Standard Webhooks secret: `whsec_` and 24 random bytes in base64.
+/// A fresh secret in the form `scheme` expects: `whsec_…` for Standard Webhooks,
+/// `rollcall:…` (user and password) for Basic, 256 random bits otherwise.
 #[must_use]
-pub fn generate_webhook_secret() -> String {
-    let bytes: [u8; 24] = rand::random();
-    format!("whsec_{}", STANDARD.encode(bytes))
+pub fn generate_secret(scheme: &SchemeConfig) -> String {
+    match scheme {
+        SchemeConfig::StandardWebhooks => {
+            let bytes: [u8; 24] = rand::random();
+            format!("whsec_{}", STANDARD.encode(bytes))
+        }
+        SchemeConfig::Basic => {
+            let bytes: [u8; 24] = rand::random();
+            format!("rollcall:{}", URL_SAFE_NO_PAD.encode(bytes))
+        }
+        _ => {
+            let bytes: [u8; 32] = rand::random();
+            URL_SAFE_NO_PAD.encode(bytes)
+        }
+    }
+}
+
+/// Checks a secret an admin gave for `scheme`.
+fn check_secret(scheme: &SchemeConfig, secret: &str) -> ApiResult<()> {
+    let invalid = |message: &str| Err(AdminError::invalid("secret", message));
+    if secret.trim().is_empty() || secret.len() > 1024 {
+        return invalid("secret must be 1 to 1024 characters");
+    }
+    match scheme {
+        SchemeConfig::StandardWebhooks => {
+            let encoded = secret.strip_prefix("whsec_").unwrap_or(secret);
+            match STANDARD.decode(encoded) {
+                Ok(key) if key.len() >= 16 => Ok(()),
+                _ => invalid(
+                    "a Standard Webhooks secret is whsec_ followed by base64 of at least 16 bytes",
+                ),
+            }
+        }
+        SchemeConfig::Basic if !secret.contains(':') => invalid("a Basic secret is user:password"),
+        _ => Ok(()),
+    }
+}
+
+/// The secret to store for `scheme`: the one given (checked), a generated one, or none when
+/// the scheme fetches its key per request.
+fn secret_for(scheme: &SchemeConfig, given: Option<String>) -> ApiResult<Option<String>> {
+    match (scheme.secret_origin(), given) {
+        (SecretOrigin::FetchedPerRequest, None) => Ok(None),
+        (SecretOrigin::FetchedPerRequest, Some(_)) => Err(AdminError::invalid(
+            "secret",
+            format!(
+                "{} fetches its signing key per request; it takes no secret",
+                scheme.name()
+            ),
+        )),
+        (_, Some(secret)) => check_secret(scheme, &secret).map(|()| Some(secret)),
+        (SecretOrigin::IssuedByTheCrm, None) => Err(AdminError::invalid(
+            "secret",
+            format!(
+                "{} secrets are issued by the CRM: give the one it shows",
+                scheme.name()
+            ),
+        )),
+        (SecretOrigin::GeneratedUnlessGiven, None) => Ok(Some(generate_secret(scheme))),
+    }
+}
+
+/// For schemes whose credential travels in the URL, the URL to paste into the CRM.
+#[must_use]
+pub fn endpoint_url(webhook_url: &str, scheme: &SchemeConfig, secret: &str) -> Option<String> {
+    let parameter = match scheme {
+        SchemeConfig::SalesforceOutbound { .. } => "token".to_owned(),
+        SchemeConfig::Token {
+            query: Some(name), ..
+        } => name.clone(),
+        _ => return None,
+    };
+    Some(format!("{webhook_url}?{parameter}={}", url_encode(secret)))
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|byte| match byte {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(byte).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
+}
+
+/// Parses and validates a `verification` object.
+pub fn parse_scheme(value: &serde_json::Value) -> ApiResult<SchemeConfig> {
+    let scheme: SchemeConfig = parse_json(value.to_string().as_bytes())
+        .map_err(|err| AdminError::invalid("verification", format!("verification: {err}")))?;
+    scheme.validate().map_err(|message| {
+        AdminError::invalid("verification", format!("verification: {message}"))
+    })?;
+    Ok(scheme)
+}
+
+/// Parses and validates a `settings` object.
+pub fn parse_settings(value: &serde_json::Value) -> ApiResult<IntegrationSettings> {
+    let settings: IntegrationSettings = parse_json(value.to_string().as_bytes())
+        .map_err(|err| AdminError::invalid("settings", format!("settings: {err}")))?;
+    settings
+        .validate()
+        .map_err(|err| AdminError::invalid(&format!("settings.{}", err.field), err.to_string()))?;
+    Ok(settings)
 }
 
 /// Creates the operator token on first start unless one is configured or stored. Answers the
@@ -84,6 +186,8 @@ pub struct CreateIntegration {
     pub source: Source,
     /// `{"scheme": "standard-webhooks"}` when absent.
     pub verification: Option<serde_json::Value>,
+    /// The signing secret, for schemes where the CRM issues it (or to choose one).
+    pub secret: Option<String>,
     pub settings: Option<serde_json::Value>,
 }
 
@@ -119,7 +223,11 @@ impl IntegrationView {
 pub struct CreatedIntegration {
     #[serde(flatten)]
     pub view: IntegrationView,
-    pub secret: String,
+    /// `None` for schemes that fetch their key per request.
+    pub secret: Option<String>,
+    /// For schemes whose credential travels in the URL: the webhook URL with it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
 }
 
 pub async fn create_integration(
@@ -143,24 +251,12 @@ pub async fn create_integration(
     let verification = request
         .verification
         .unwrap_or_else(|| serde_json::json!({"scheme": "standard-webhooks"}));
-    let scheme: SchemeConfig = parse_json(verification.to_string().as_bytes())
-        .map_err(|err| AdminError::invalid("verification", format!("verification: {err}")))?;
-    let settings: IntegrationSettings = match request.settings {
+    let scheme = parse_scheme(&verification)?;
+    let settings = match request.settings {
         None => IntegrationSettings::default(),
-        Some(value) => parse_json(value.to_string().as_bytes())
-            .map_err(|err| AdminError::invalid("settings", format!("settings: {err}")))?,
+        Some(value) => parse_settings(&value)?,
     };
-    settings
-        .validate()
-        .map_err(|err| AdminError::invalid(&format!("settings.{}", err.field), err.to_string()))?;
-    let secret = if scheme.generates_secret() {
-        generate_webhook_secret()
-    } else {
-        return Err(AdminError::invalid(
-            "verification",
-            "this scheme needs a secret",
-        ));
-    };
+    let secret = secret_for(&scheme, request.secret)?;
     let integration = store
         .create_integration(
             NewIntegration {
@@ -175,8 +271,72 @@ pub async fn create_integration(
             Timestamp::now(),
         )
         .await?;
+    let view = IntegrationView::new(integration, public_url);
+    let endpoint_url = secret
+        .as_deref()
+        .and_then(|secret| endpoint_url(&view.webhook_url, &scheme, secret));
     Ok(CreatedIntegration {
-        view: IntegrationView::new(integration, public_url),
+        view,
         secret,
+        endpoint_url,
+    })
+}
+
+/// A request to rotate an integration's secret.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RotateSecret {
+    /// The new secret (required for schemes whose secret the CRM issues).
+    pub secret: Option<String>,
+    /// How long the previous secret keeps verifying (default one day, at most 30 days).
+    pub grace_seconds: Option<u64>,
+}
+
+/// The new secret, shown once.
+#[derive(Debug, Clone, Serialize)]
+pub struct RotatedSecret {
+    pub secret: String,
+    pub previous_secret_valid_until: Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub endpoint_url: Option<String>,
+}
+
+const DEFAULT_GRACE_SECONDS: u64 = 86_400;
+const MAX_GRACE_SECONDS: u64 = 30 * 86_400;
+
+pub async fn rotate_secret(
+    store: &Store,
+    public_url: &str,
+    integration: &Integration,
+    request: RotateSecret,
+) -> ApiResult<RotatedSecret> {
+    let scheme: SchemeConfig = serde_json::from_value(integration.verification.clone())
+        .map_err(|err| AdminError::Internal(format!("stored verification: {err}")))?;
+    let grace = request.grace_seconds.unwrap_or(DEFAULT_GRACE_SECONDS);
+    if grace > MAX_GRACE_SECONDS {
+        return Err(AdminError::invalid(
+            "grace_seconds",
+            format!("grace_seconds must be at most {MAX_GRACE_SECONDS} (30 days)"),
+        ));
+    }
+    let secret = secret_for(&scheme, request.secret)?.ok_or_else(|| {
+        AdminError::invalid(
+            "secret",
+            format!("{} has no stored secret to rotate", scheme.name()),
+        )
+    })?;
+    let previous_secret_valid_until = store
+        .rotate_integration_secret(
+            integration.id,
+            &secret,
+            std::time::Duration::from_secs(grace),
+            Timestamp::now(),
+        )
+        .await?;
+    let webhook_url = IntegrationView::new(integration.clone(), public_url).webhook_url;
+    Ok(RotatedSecret {
+        endpoint_url: endpoint_url(&webhook_url, &scheme, &secret),
+        secret,
+        previous_secret_valid_until,
     })
 }

@@ -21,6 +21,8 @@ pub(crate) enum IngressError {
     UnsupportedMediaType { got: String, expected: &'static str },
     #[error("the body was not received in time")]
     BodyTimeout,
+    #[error("this integration's rate limit is exceeded; retry in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error("the event could not be made durable; retry later")]
     Unavailable(String),
 }
@@ -35,6 +37,7 @@ impl IngressError {
             IngressError::TooLarge { .. } => "too_large",
             IngressError::UnsupportedMediaType { .. } => "unsupported_media_type",
             IngressError::BodyTimeout => "body_timeout",
+            IngressError::RateLimited { .. } => "rate_limited",
             IngressError::Unavailable(_) => "unavailable",
         }
     }
@@ -63,6 +66,10 @@ impl IntoResponse for IngressError {
             ),
             IngressError::BodyTimeout => {
                 Problem::new(StatusCode::REQUEST_TIMEOUT, "body-timeout", detail)
+            }
+            IngressError::RateLimited { retry_after } => {
+                Problem::new(StatusCode::TOO_MANY_REQUESTS, "rate-limited", detail)
+                    .with_retry_after(*retry_after)
             }
             // The cause (a broker or database error) is logged, not shown to the sender.
             IngressError::Unavailable(_) => {

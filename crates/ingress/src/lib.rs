@@ -1,18 +1,22 @@
-//! The public webhook endpoint, `POST /hooks/{integration_id}`: find the integration, read the
-//! body within its limits, verify the signature over the raw bytes, split the body into events,
-//! drop duplicates, publish each event durably, and only then answer 2xx.
+//! The public webhook endpoint, `POST /hooks/{integration_id}`: find the integration, check the
+//! content type and read the body within its limits, verify the signature over the raw bytes,
+//! apply the integration's rate limit, split the body into events, drop duplicates, publish
+//! each event durably, and only then answer 2xx.
 //!
 //! This is the only crate that sees raw webhook bodies, and it never parses one before the
-//! verifier accepted it. It must not buffer accepted events: when the queue cannot take an
-//! event it answers 503 with `Retry-After` so the sender retries. It knows nothing of users
-//! or provisioning.
+//! verifier accepted it — with one exception forced by ConnectWise, whose key URL travels in the
+//! unverified body (see `connectwise.rs` for how that URL is confined). It must not buffer
+//! accepted events: when the queue cannot take an event it answers 503 with `Retry-After` so
+//! the sender retries. It knows nothing of users or provisioning.
 
+mod connectwise;
 mod error;
+mod limits;
 
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -24,6 +28,10 @@ use store::{Integration, Store};
 use tracing::Instrument;
 use verifier::{SchemeConfig, Secret};
 
+pub use connectwise::{DEFAULT_KEY_HOSTS, KeyFetcher, KeyPolicy};
+pub use limits::RateLimits;
+
+use crate::connectwise::KeyError;
 use crate::error::IngressError;
 
 /// What the ingress needs.
@@ -35,6 +43,10 @@ pub struct IngressState {
     pub public_url: String,
     /// How long a sender may take to deliver the body.
     pub body_timeout: Duration,
+    /// How long handling one request may take in all (body, verification, durable publish).
+    pub request_timeout: Duration,
+    pub connectwise_keys: KeyFetcher,
+    pub rate_limits: RateLimits,
 }
 
 /// The ingress routes (webhooks only; health routes are added by the binary).
@@ -57,12 +69,28 @@ async fn receive(
 ) -> Response {
     let integration_id = integration_id.parse::<IntegrationId>().ok();
     let span = tracing::info_span!("webhook", integration_id = ?integration_id);
-    match handle(&state, integration_id, request)
-        .instrument(span)
-        .await
-    {
-        Ok(response) => response,
+    let label = integration_id.map_or_else(|| "unknown".to_owned(), |id| id.to_string());
+    metrics::counter!("rollcall_webhooks_received_total").increment(1);
+    let handled = tokio::time::timeout(
+        state.request_timeout,
+        handle(&state, integration_id, request).instrument(span.clone()),
+    )
+    .await
+    .unwrap_or_else(|_| {
+        Err(IngressError::Unavailable(
+            "handling the request timed out".to_owned(),
+        ))
+    });
+    let _entered = span.enter();
+    match handled {
+        Ok(response) => {
+            metrics::counter!("rollcall_webhooks_accepted_total", "integration" => label)
+                .increment(1);
+            response
+        }
         Err(err) => {
+            metrics::counter!("rollcall_webhooks_rejected_total", "reason" => err.reason(), "integration" => label)
+                .increment(1);
             match &err {
                 IngressError::Unavailable(cause) => {
                     tracing::warn!(reason = err.reason(), cause = %cause, "webhook not accepted");
@@ -151,6 +179,100 @@ async fn read_body(
     }
 }
 
+/// The request as the verifier sees it.
+struct Received {
+    method: String,
+    url: String,
+    headers: HeaderMap,
+    body: bytes::Bytes,
+}
+
+impl Received {
+    fn as_request(&self) -> verifier::Request<'_> {
+        verifier::Request {
+            method: &self.method,
+            url: &self.url,
+            headers: &self.headers,
+            body: &self.body,
+        }
+    }
+}
+
+/// Verifies the request. ConnectWise keys are fetched (allow-listed hosts only); every other
+/// scheme uses the integration's stored, unexpired secrets.
+async fn verify(
+    state: &IngressState,
+    integration: &Integration,
+    scheme: &SchemeConfig,
+    received: &Received,
+    now: Timestamp,
+) -> Result<verifier::Verified, IngressError> {
+    let unauthorized =
+        |rejection: verifier::Rejection| IngressError::Unauthorized(rejection.to_string());
+    if let SchemeConfig::Connectwise { company_id } = scheme {
+        let url = connectwise::key_url(&received.body)
+            .map_err(|err| IngressError::Unauthorized(err.to_string()))?;
+        let key = state
+            .connectwise_keys
+            .key(&url, false)
+            .await
+            .map_err(key_error)?;
+        let mut verified = verifier::verify(
+            scheme,
+            &[Secret::new(key)],
+            &received.as_request(),
+            now.millis(),
+        );
+        // ConnectWise may have rotated the key behind the same URL: refetch once, at most a
+        // minute after the last fetch, so a forged request cannot make us hammer the key host.
+        if verified.is_err()
+            && state
+                .connectwise_keys
+                .cached_longer_than(&url, Duration::from_secs(60))
+        {
+            let key = state
+                .connectwise_keys
+                .key(&url, true)
+                .await
+                .map_err(key_error)?;
+            verified = verifier::verify(
+                scheme,
+                &[Secret::new(key)],
+                &received.as_request(),
+                now.millis(),
+            );
+        }
+        let verified = verified.map_err(unauthorized)?;
+        if let Some(expected) = company_id {
+            let body: serde_json::Value =
+                serde_json::from_slice(&received.body).unwrap_or_default();
+            if body.get("CompanyId").and_then(serde_json::Value::as_str) != Some(expected.as_str())
+            {
+                return Err(IngressError::Unauthorized(
+                    "the callback is for another company".to_owned(),
+                ));
+            }
+        }
+        return Ok(verified);
+    }
+    let secrets: Vec<Secret> = state
+        .store
+        .integration_secrets(integration.id, now)
+        .await
+        .map_err(unavailable)?
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+    verifier::verify(scheme, &secrets, &received.as_request(), now.millis()).map_err(unauthorized)
+}
+
+fn key_error(err: KeyError) -> IngressError {
+    match err {
+        KeyError::Refused(message) => IngressError::Unauthorized(message),
+        KeyError::Unavailable(message) => IngressError::Unavailable(message),
+    }
+}
+
 async fn handle(
     state: &IngressState,
     integration_id: Option<IntegrationId>,
@@ -158,19 +280,25 @@ async fn handle(
 ) -> Result<Response, IngressError> {
     let integration = live_integration(&state.store, integration_id).await?;
     let headers = request.headers().clone();
+    check_content_type(&headers, integration.source)?;
     let method = request.method().as_str().to_owned();
     let url = format!(
         "{}{}",
         state.public_url.trim_end_matches('/'),
         request.uri().path_and_query().map_or("", |pq| pq.as_str())
     );
-    check_content_type(&headers, integration.source)?;
     let body = read_body(
         request,
         integration.settings.max_body_bytes,
         state.body_timeout,
     )
     .await?;
+    let received = Received {
+        method,
+        url,
+        headers,
+        body,
+    };
 
     let now = Timestamp::now();
     // An integration whose stored scheme this build does not know fails closed.
@@ -180,31 +308,20 @@ async fn handle(
                 "the integration's verification scheme is not supported".to_owned(),
             )
         })?;
-    let secrets: Vec<Secret> = state
-        .store
-        .integration_secrets(integration.id, now)
-        .await
-        .map_err(unavailable)?
-        .into_iter()
-        .map(Secret::new)
-        .collect();
-    let verified = verifier::verify(
-        &scheme,
-        &secrets,
-        &verifier::Request {
-            method: &method,
-            url: &url,
-            headers: &headers,
-            body: &body,
-        },
-        now.millis(),
-    )
-    .map_err(|rejection| IngressError::Unauthorized(rejection.to_string()))?;
+    let verified = verify(state, &integration, &scheme, &received, now).await?;
+
+    // Limited after verification, so forged requests cannot use up a genuine sender's budget.
+    state
+        .rate_limits
+        .check(integration.id, integration.settings.rate_limit_per_second)
+        .map_err(|wait| IngressError::RateLimited {
+            retry_after: wait.as_secs().max(1),
+        })?;
 
     let hints = DeliveryHints {
         delivery_id: verified.provider_event_id.as_deref(),
     };
-    let events = sources::split(integration.source, &body, &hints)
+    let events = sources::split(integration.source, &received.body, &hints)
         .map_err(|err| IngressError::MalformedPayload(err.to_string()))?;
 
     let mut answers = Vec::with_capacity(events.len());
@@ -224,6 +341,7 @@ async fn handle(
             }
         };
         if duplicate {
+            metrics::counter!("rollcall_webhooks_duplicates_total").increment(1);
             answers.push(Accepted {
                 event_id,
                 status: "duplicate",
@@ -249,10 +367,19 @@ async fn handle(
             status: "queued",
         });
     }
-    Ok(respond(answers))
+    Ok(respond(integration.source, answers))
 }
 
-fn respond(mut answers: Vec<Accepted>) -> Response {
+fn respond(source: Source, mut answers: Vec<Accepted>) -> Response {
+    if source == Source::SalesforceOutbound {
+        // Salesforce needs exactly this acknowledgement, once every notification is durable.
+        let mut response = (StatusCode::OK, sources::SALESFORCE_ACK).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/xml; charset=utf-8"),
+        );
+        return response;
+    }
     let all_duplicates = answers.iter().all(|answer| answer.status == "duplicate");
     let status = if all_duplicates {
         StatusCode::OK

@@ -84,6 +84,13 @@ pub(crate) enum IntegrationCommand {
         name: String,
         #[arg(long, default_value = "rollcall")]
         source: Source,
+        /// The verification scheme and its parameters as JSON (default Standard Webhooks),
+        /// e.g. '{"scheme": "hubspot"}'.
+        #[arg(long)]
+        verification: Option<String>,
+        /// The signing secret, when the CRM issues it (HubSpot, Jobber, Stripe) or to choose one.
+        #[arg(long)]
+        secret: Option<String>,
         /// Settings as JSON, e.g. '{"invite_mode": "manual"}'.
         #[arg(long)]
         settings: Option<String>,
@@ -106,6 +113,24 @@ pub(crate) enum IntegrationCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Replace the signing secret; the old one keeps working for the grace period.
+    Rotate {
+        id: domain::IntegrationId,
+        /// The new secret (required when the CRM issues it); generated otherwise.
+        #[arg(long)]
+        secret: Option<String>,
+        /// How long the old secret keeps verifying (default 86400).
+        #[arg(long)]
+        grace_seconds: Option<u64>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke: the webhook URL answers 404 from now on.
+    Revoke {
+        id: domain::IntegrationId,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 pub(crate) async fn integration(
@@ -118,12 +143,17 @@ pub(crate) async fn integration(
             tenant,
             name,
             source,
+            verification,
+            secret,
             settings,
             publish,
             json,
         } => {
             let settings = settings
                 .map(|text| serde_json::from_str(&text).context("--settings is not valid JSON"))
+                .transpose()?;
+            let verification = verification
+                .map(|text| serde_json::from_str(&text).context("--verification is not valid JSON"))
                 .transpose()?;
             let mut created = admin::service::create_integration(
                 &store,
@@ -132,7 +162,8 @@ pub(crate) async fn integration(
                     tenant_id: Some(tenant),
                     name,
                     source,
-                    verification: None,
+                    verification,
+                    secret,
                     settings,
                 },
             )
@@ -154,7 +185,13 @@ pub(crate) async fn integration(
                 integration.id, integration.name, integration.state
             );
             println!("webhook URL: {}", created.view.webhook_url);
-            println!("secret (shown once): {}", created.secret);
+            if let Some(url) = &created.endpoint_url {
+                println!("URL to paste into the CRM (carries the token): {url}");
+            }
+            match &created.secret {
+                Some(secret) => println!("secret (shown once): {secret}"),
+                None => println!("no stored secret: the signing key is fetched per request"),
+            }
             Ok(())
         }
         IntegrationCommand::List { tenant, json } => {
@@ -180,6 +217,53 @@ pub(crate) async fn integration(
                     view.webhook_url
                 );
             }
+            Ok(())
+        }
+        IntegrationCommand::Rotate {
+            id,
+            secret,
+            grace_seconds,
+            json,
+        } => {
+            let integration = store
+                .integration(id)
+                .await?
+                .with_context(|| format!("no integration {id}"))?;
+            let rotated = admin::service::rotate_secret(
+                &store,
+                &config.public_url,
+                &integration,
+                admin::service::RotateSecret {
+                    secret,
+                    grace_seconds,
+                },
+            )
+            .await
+            .map_err(admin_error)?;
+            if json {
+                return print_json(&rotated);
+            }
+            println!("new secret (shown once): {}", rotated.secret);
+            if let Some(until) = rotated.previous_secret_valid_until {
+                println!("the previous secret keeps working until {until}");
+            }
+            if let Some(url) = &rotated.endpoint_url {
+                println!("URL to paste into the CRM (carries the token): {url}");
+            }
+            Ok(())
+        }
+        IntegrationCommand::Revoke { id, json } => {
+            let integration = store
+                .revoke_integration(id, Timestamp::now())
+                .await?
+                .with_context(|| format!("no integration {id}"))?;
+            if json {
+                return print_json(&admin::service::IntegrationView::new(
+                    integration,
+                    &config.public_url,
+                ));
+            }
+            println!("integration {} is {}", integration.id, integration.state);
             Ok(())
         }
         IntegrationCommand::Publish { id, json } => {
@@ -347,4 +431,98 @@ pub(crate) fn sign(args: &Sign) -> anyhow::Result<()> {
     println!("webhook-timestamp: {timestamp}");
     println!("webhook-signature: {signature}");
     Ok(())
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct Verify {
+    /// The scheme: standard-webhooks, stripe, github, hubspot, jobber, connectwise, hmac,
+    /// basic, token, salesforce-outbound.
+    #[arg(long)]
+    scheme: String,
+    /// A scheme parameter as key=value (e.g. --param header=X-Signature --param encoding=hex);
+    /// repeat as needed.
+    #[arg(long = "param", value_name = "KEY=VALUE")]
+    params: Vec<String>,
+    /// The secret (repeat to try several; for connectwise, the signing key).
+    #[arg(long = "secret", required = true)]
+    secrets: Vec<String>,
+    /// The clock: Unix seconds (milliseconds for hubspot); default now.
+    #[arg(long)]
+    now: Option<i64>,
+    #[arg(long, default_value = "POST")]
+    method: String,
+    /// The full URL the sender called (hubspot signs it; salesforce and token read it).
+    #[arg(long, default_value = "https://localhost/hooks/verify")]
+    url: String,
+    /// A request header as 'Name: value'; repeat as needed.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+}
+
+fn parameter(text: &str) -> anyhow::Result<(String, serde_json::Value)> {
+    let (key, value) = text
+        .split_once('=')
+        .with_context(|| format!("--param {text:?} is not key=value"))?;
+    // Numbers and booleans keep their type; anything else is text.
+    let value = match serde_json::from_str::<serde_json::Value>(value) {
+        Ok(parsed @ (serde_json::Value::Number(_) | serde_json::Value::Bool(_))) => parsed,
+        _ => serde_json::Value::String(value.to_owned()),
+    };
+    Ok((key.to_owned(), value))
+}
+
+/// `rollcall verify`: answers whether a request is genuine, with the ingress's code.
+pub(crate) fn verify(args: &Verify) -> anyhow::Result<bool> {
+    let mut config = serde_json::Map::new();
+    config.insert(
+        "scheme".to_owned(),
+        serde_json::Value::String(args.scheme.clone()),
+    );
+    for param in &args.params {
+        let (key, value) = parameter(param)?;
+        config.insert(key, value);
+    }
+    let scheme: verifier::SchemeConfig = serde_json::from_value(serde_json::Value::Object(config))
+        .map_err(|err| anyhow::anyhow!("--scheme/--param: {err}"))?;
+    scheme
+        .validate()
+        .map_err(|err| anyhow::anyhow!("--param: {err}"))?;
+    let mut headers = http::HeaderMap::new();
+    for line in &args.headers {
+        let (name, value) = line
+            .split_once(':')
+            .with_context(|| format!("--header {line:?} is not 'Name: value'"))?;
+        headers.append(
+            http::HeaderName::from_bytes(name.trim().as_bytes())
+                .with_context(|| format!("--header: {:?} is not a header name", name.trim()))?,
+            http::HeaderValue::from_str(value.trim())
+                .with_context(|| format!("--header: the value of {} is not valid", name.trim()))?,
+        );
+    }
+    let mut body = Vec::new();
+    std::io::stdin()
+        .read_to_end(&mut body)
+        .context("reading the body from stdin")?;
+    let now_ms = match (args.now, &scheme) {
+        (Some(ms), verifier::SchemeConfig::Hubspot) => ms,
+        (Some(seconds), _) => seconds.saturating_mul(1000),
+        (None, _) => Timestamp::now().millis(),
+    };
+    let secrets: Vec<Secret> = args.secrets.iter().cloned().map(Secret::new).collect();
+    let request = verifier::Request {
+        method: &args.method,
+        url: &args.url,
+        headers: &headers,
+        body: &body,
+    };
+    match verifier::verify(&scheme, &secrets, &request, now_ms) {
+        Ok(_) => {
+            println!("valid");
+            Ok(true)
+        }
+        Err(rejection) => {
+            println!("invalid: {rejection}");
+            Ok(false)
+        }
+    }
 }

@@ -47,6 +47,12 @@ pub(crate) struct Config {
     pub invitation_ttl_hours: u64,
     /// Seconds a sender may take to deliver a webhook body.
     pub body_timeout_seconds: u64,
+    /// Seconds handling one webhook may take in all before the ingress answers 503.
+    pub request_timeout_seconds: u64,
+    /// Comma-separated hosts (or `host:port`) ConnectWise signing keys may be fetched from.
+    pub connectwise_key_hosts: String,
+    /// Allow `http://` ConnectWise key URLs (for tests against a local key server only).
+    pub connectwise_allow_http: bool,
 }
 
 impl Default for Config {
@@ -70,6 +76,9 @@ impl Default for Config {
             worker_prefetch: 64,
             invitation_ttl_hours: 24 * 7,
             body_timeout_seconds: 10,
+            request_timeout_seconds: 20,
+            connectwise_key_hosts: ingress::DEFAULT_KEY_HOSTS.join(","),
+            connectwise_allow_http: false,
         }
     }
 }
@@ -95,6 +104,9 @@ const KEYS: &[&str] = &[
     "worker_prefetch",
     "invitation_ttl_hours",
     "body_timeout_seconds",
+    "request_timeout_seconds",
+    "connectwise_key_hosts",
+    "connectwise_allow_http",
 ];
 
 impl Config {
@@ -138,6 +150,13 @@ impl Config {
                 self.public_url
             );
         }
+        if self.body_timeout_seconds == 0
+            || self.request_timeout_seconds <= self.body_timeout_seconds
+        {
+            anyhow::bail!(
+                "ROLLCALL_REQUEST_TIMEOUT_SECONDS must be greater than ROLLCALL_BODY_TIMEOUT_SECONDS (and both at least 1)"
+            );
+        }
         if self.worker_concurrency == 0 || self.worker_prefetch == 0 {
             anyhow::bail!(
                 "ROLLCALL_WORKER_CONCURRENCY and ROLLCALL_WORKER_PREFETCH must be at least 1"
@@ -149,6 +168,20 @@ impl Config {
             anyhow::bail!("ROLLCALL_AMQP_URL must start with amqp:// or amqps://");
         }
         Ok(())
+    }
+
+    /// The ConnectWise key hosts as a list.
+    pub(crate) fn connectwise_key_policy(&self) -> ingress::KeyPolicy {
+        ingress::KeyPolicy {
+            allowed_hosts: self
+                .connectwise_key_hosts
+                .split(',')
+                .map(str::trim)
+                .filter(|host| !host.is_empty())
+                .map(str::to_owned)
+                .collect(),
+            allow_http: self.connectwise_allow_http,
+        }
     }
 
     pub(crate) fn is_sqlite(&self) -> bool {

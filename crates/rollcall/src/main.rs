@@ -58,6 +58,9 @@ enum Command {
     SendTestEvent(commands::SendTestEvent),
     /// Print the Standard Webhooks headers for a body read from stdin.
     Sign(commands::Sign),
+    /// Check one request's signature offline, with the ingress's code: prints `valid` (exit 0)
+    /// or `invalid: <reason>` (exit 1). The body is read from stdin.
+    Verify(commands::Verify),
     /// Print a new random key for ROLLCALL_SECRET_KEY.
     Keygen,
 }
@@ -82,9 +85,20 @@ fn init_logging(config: &Config) {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     // TLS for outgoing HTTPS (CRM APIs, the test-event sender) uses ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    if let Command::Keygen = cli.command {
-        println!("{}", store::SecretCipher::generate_key());
-        return Ok(());
+    // These two need no configuration or database.
+    match &cli.command {
+        Command::Keygen => {
+            println!("{}", store::SecretCipher::generate_key());
+            return Ok(());
+        }
+        Command::Verify(args) => {
+            return if commands::verify(args)? {
+                Ok(())
+            } else {
+                Err(Invalid.into())
+            };
+        }
+        _ => {}
     }
     let config = Config::load(cli.config.as_deref())?;
     init_logging(&config);
@@ -100,9 +114,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Users { command } => commands::users(&config, command).await,
         Command::SendTestEvent(args) => commands::send_test_event(&config, args).await,
         Command::Sign(args) => commands::sign(&args),
-        Command::Keygen => Ok(()),
+        Command::Keygen | Command::Verify(_) => Ok(()),
     }
 }
+
+/// `rollcall verify` found the request invalid (already printed): exit 1 without more output.
+#[derive(Debug)]
+struct Invalid;
+
+impl std::fmt::Display for Invalid {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("invalid")
+    }
+}
+
+impl std::error::Error for Invalid {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -118,6 +144,7 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
+        Err(err) if err.is::<Invalid>() => ExitCode::FAILURE,
         Err(err) => {
             eprintln!("rollcall: {err:#}");
             ExitCode::FAILURE

@@ -131,6 +131,10 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             bus: bus.clone(),
             public_url: config.public_url.clone(),
             body_timeout: Duration::from_secs(config.body_timeout_seconds),
+            request_timeout: Duration::from_secs(config.request_timeout_seconds),
+            connectwise_keys: ingress::KeyFetcher::new(config.connectwise_key_policy())
+                .context("building the ConnectWise key client")?,
+            rate_limits: ingress::RateLimits::default(),
         })
         .merge(health::router(store.clone(), bus.clone()));
         tasks.spawn(listen("ingress", &config.ingress_addr, router, shutdown.clone()).await?);

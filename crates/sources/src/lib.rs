@@ -6,6 +6,9 @@
 //! [`split`] to validate and route a body; the resolver uses [`owners`] to read owners.
 
 mod canonical;
+mod salesforce;
+
+pub use salesforce::ACK as SALESFORCE_ACK;
 
 use domain::{OwnerFacts, Source, Timestamp};
 
@@ -52,6 +55,7 @@ pub fn split(
 ) -> Result<Vec<IncomingEvent>, PayloadError> {
     match source {
         Source::Rollcall => canonical::split(body, hints).map(|event| vec![event]),
+        Source::SalesforceOutbound => salesforce::split(body),
         other => Err(PayloadError::Unsupported(other.as_str())),
     }
 }
@@ -63,6 +67,7 @@ pub fn owners(
 ) -> Result<Vec<OwnerFacts>, PayloadError> {
     match source {
         Source::Rollcall => canonical::owners(payload),
+        Source::SalesforceOutbound => salesforce::owners(payload),
         other => Err(PayloadError::Unsupported(other.as_str())),
     }
 }
@@ -70,5 +75,5 @@ pub fn owners(
 /// Whether rollcall can take webhooks of this source today.
 #[must_use]
 pub const fn is_supported(source: Source) -> bool {
-    matches!(source, Source::Rollcall)
+    matches!(source, Source::Rollcall | Source::SalesforceOutbound)
 }

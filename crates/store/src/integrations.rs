@@ -1,16 +1,21 @@
 //! Integrations and their signing secrets (encrypted at rest, bound to the integration id).
 
 use domain::{IntegrationId, IntegrationSettings, IntegrationState, Source, TenantId, Timestamp};
+use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
     TransactionTrait,
 };
 use serde::Serialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 use crate::entities::{integration, integration_secret};
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
+
+/// Rotated-out secrets kept per integration (still inside their grace period).
+pub const MAX_OLD_SECRETS: u64 = 10;
 
 /// An integration as stored (never with its secrets).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -56,8 +61,9 @@ pub struct NewIntegration {
     pub source: Source,
     pub verification: serde_json::Value,
     pub settings: IntegrationSettings,
-    /// The first signing secret, in clear; stored encrypted.
-    pub secret: String,
+    /// The first signing secret, in clear; stored encrypted. `None` for schemes whose key is
+    /// fetched per request (ConnectWise).
+    pub secret: Option<String>,
 }
 
 impl Store {
@@ -68,7 +74,11 @@ impl Store {
         now: Timestamp,
     ) -> Result<Integration> {
         let id = IntegrationId::new();
-        let sealed = self.cipher().seal(id.as_uuid().as_bytes(), &new.secret)?;
+        let sealed = new
+            .secret
+            .as_deref()
+            .map(|secret| self.cipher().seal(id.as_uuid().as_bytes(), secret))
+            .transpose()?;
         let tx = self.db().begin().await?;
         integration::Entity::insert(integration::ActiveModel {
             id: Set(id.as_uuid()),
@@ -85,15 +95,17 @@ impl Store {
         })
         .exec_without_returning(&tx)
         .await?;
-        integration_secret::Entity::insert(integration_secret::ActiveModel {
-            id: Set(Uuid::now_v7()),
-            integration_id: Set(id.as_uuid()),
-            ciphertext: Set(sealed),
-            created_at: Set(now.millis()),
-            expires_at: Set(None),
-        })
-        .exec_without_returning(&tx)
-        .await?;
+        if let Some(sealed) = sealed {
+            integration_secret::Entity::insert(integration_secret::ActiveModel {
+                id: Set(Uuid::now_v7()),
+                integration_id: Set(id.as_uuid()),
+                ciphertext: Set(sealed),
+                created_at: Set(now.millis()),
+                expires_at: Set(None),
+            })
+            .exec_without_returning(&tx)
+            .await?;
+        }
         tx.commit().await?;
         Ok(Integration {
             id,
@@ -163,6 +175,123 @@ impl Store {
             .collect()
     }
 
+    /// Makes `new_secret` the current secret. The previous current one keeps verifying until
+    /// `now + grace`; expired secrets are deleted, and at most [`MAX_OLD_SECRETS`] old ones are
+    /// kept (the oldest go first). Answers until when the previous secret stays valid.
+    pub async fn rotate_integration_secret(
+        &self,
+        id: IntegrationId,
+        new_secret: &str,
+        grace: Duration,
+        now: Timestamp,
+    ) -> Result<Option<Timestamp>> {
+        let sealed = self.cipher().seal(id.as_uuid().as_bytes(), new_secret)?;
+        let valid_until = now.plus(grace);
+        let tx = self.db().begin().await?;
+        let retired = integration_secret::Entity::update_many()
+            .col_expr(
+                integration_secret::Column::ExpiresAt,
+                Expr::value(valid_until.millis()),
+            )
+            .filter(integration_secret::Column::IntegrationId.eq(id.as_uuid()))
+            .filter(integration_secret::Column::ExpiresAt.is_null())
+            .exec(&tx)
+            .await?;
+        integration_secret::Entity::insert(integration_secret::ActiveModel {
+            id: Set(Uuid::now_v7()),
+            integration_id: Set(id.as_uuid()),
+            ciphertext: Set(sealed),
+            created_at: Set(now.millis()),
+            expires_at: Set(None),
+        })
+        .exec_without_returning(&tx)
+        .await?;
+        integration_secret::Entity::delete_many()
+            .filter(integration_secret::Column::IntegrationId.eq(id.as_uuid()))
+            .filter(integration_secret::Column::ExpiresAt.lte(now.millis()))
+            .exec(&tx)
+            .await?;
+        // Old secrets, newest first; everything past the first MAX_OLD_SECRETS goes. (Read and
+        // cut in code: SQLite has no OFFSET without LIMIT.)
+        let old: Vec<Uuid> = integration_secret::Entity::find()
+            .select_only()
+            .column(integration_secret::Column::Id)
+            .filter(integration_secret::Column::IntegrationId.eq(id.as_uuid()))
+            .filter(integration_secret::Column::ExpiresAt.is_not_null())
+            .order_by_desc(integration_secret::Column::Id)
+            .into_tuple()
+            .all(&tx)
+            .await?;
+        let surplus: Vec<Uuid> = old
+            .into_iter()
+            .skip(usize::try_from(MAX_OLD_SECRETS).unwrap_or(usize::MAX))
+            .collect();
+        if !surplus.is_empty() {
+            integration_secret::Entity::delete_many()
+                .filter(integration_secret::Column::Id.is_in(surplus))
+                .exec(&tx)
+                .await?;
+        }
+        integration::Entity::update_many()
+            .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(integration::Column::Id.eq(id.as_uuid()))
+            .exec(&tx)
+            .await?;
+        tx.commit().await?;
+        Ok((retired.rows_affected > 0).then_some(valid_until))
+    }
+
+    /// Revokes an integration: its webhook URL stops answering at once.
+    pub async fn revoke_integration(
+        &self,
+        id: IntegrationId,
+        now: Timestamp,
+    ) -> Result<Option<Integration>> {
+        integration::Entity::update_many()
+            .col_expr(
+                integration::Column::State,
+                Expr::value(IntegrationState::Revoked.as_str()),
+            )
+            .col_expr(integration::Column::RevokedAt, Expr::value(now.millis()))
+            .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(integration::Column::Id.eq(id.as_uuid()))
+            .filter(integration::Column::State.ne(IntegrationState::Revoked.as_str()))
+            .exec(self.db())
+            .await?;
+        self.integration(id).await
+    }
+
+    /// Changes an integration's name, settings or verification parameters.
+    pub async fn update_integration(
+        &self,
+        id: IntegrationId,
+        name: Option<&str>,
+        settings: Option<&IntegrationSettings>,
+        verification: Option<&serde_json::Value>,
+        now: Timestamp,
+    ) -> Result<Option<Integration>> {
+        let mut update = integration::Entity::update_many()
+            .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(integration::Column::Id.eq(id.as_uuid()));
+        if let Some(name) = name {
+            update = update.col_expr(integration::Column::Name, Expr::value(name));
+        }
+        if let Some(settings) = settings {
+            update = update.col_expr(
+                integration::Column::Settings,
+                Expr::value(serde_json::to_string(settings)?),
+            );
+        }
+        if let Some(verification) = verification {
+            update = update.col_expr(
+                integration::Column::Verification,
+                Expr::value(verification.to_string()),
+            );
+        }
+        update.exec(self.db()).await?;
+        self.integration(id).await
+    }
+
     /// Moves a draft integration to live. Returns the integration as it is afterwards.
     pub async fn publish_integration(
         &self,
@@ -172,16 +301,10 @@ impl Store {
         integration::Entity::update_many()
             .col_expr(
                 integration::Column::State,
-                sea_orm::sea_query::Expr::value(IntegrationState::Live.as_str()),
+                Expr::value(IntegrationState::Live.as_str()),
             )
-            .col_expr(
-                integration::Column::PublishedAt,
-                sea_orm::sea_query::Expr::value(now.millis()),
-            )
-            .col_expr(
-                integration::Column::UpdatedAt,
-                sea_orm::sea_query::Expr::value(now.millis()),
-            )
+            .col_expr(integration::Column::PublishedAt, Expr::value(now.millis()))
+            .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(integration::Column::Id.eq(id.as_uuid()))
             .filter(integration::Column::State.eq(IntegrationState::Draft.as_str()))
             .exec(self.db())

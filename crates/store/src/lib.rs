@@ -32,7 +32,7 @@ use sea_orm::{
 pub use cipher::{BadKey, SecretCipher};
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventRecord, NewEventRecord, OwnerOutcome};
-pub use integrations::{Integration, NewIntegration};
+pub use integrations::{Integration, MAX_OLD_SECRETS, NewIntegration};
 pub use invitations::{ClaimedInvitation, InvitationRecord};
 pub use page::{Cursor, Page};
 pub use provisioning::WriteTx;

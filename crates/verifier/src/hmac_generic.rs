@@ -109,7 +109,7 @@ impl HmacConfig {
                 .min_by_key(|(at, _)| *at);
             match next {
                 Some((at, placeholder)) => {
-                    parts.push(rest[..at].as_bytes());
+                    parts.push(&rest.as_bytes()[..at]);
                     parts.push(match placeholder {
                         "{body}" => request.body,
                         "{timestamp}" => timestamp.as_bytes(),

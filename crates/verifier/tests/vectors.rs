@@ -1,5 +1,8 @@
 //! Every published vector, table-driven, with the clock pinned to the case's `now`.
 
+// Test code: a failed unwrap is the test failing.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use http::{HeaderMap, HeaderName, HeaderValue};
 use rollcall_verifier::{Rejection, Request, SchemeConfig, Secret, verify};
 use serde_json::Value;

@@ -61,6 +61,8 @@ pub struct Spawn {
     pub amqp_url: Option<String>,
     /// Leave `ROLLCALL_ADMIN_TOKEN` unset (the process generates one).
     pub generated_token: bool,
+    /// Do not wait for `/readyz` (the test expects the process never to be ready).
+    pub expect_unready: bool,
     pub env: Vec<(String, String)>,
 }
 
@@ -127,6 +129,7 @@ impl TestEnv {
 
     /// Starts `rollcall serve` and waits until its listeners are up.
     pub async fn spawn(&self, options: Spawn) -> Process {
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut command = self.command();
         command.arg("serve");
         for role in &options.roles {
@@ -188,6 +191,18 @@ impl TestEnv {
                 std::fs::read_to_string(&log).unwrap_or_default()
             ),
         };
+        // Listening is not ready: the queue connection may still be coming up.
+        if !options.expect_unready
+            && let Some(base) = ingress.as_ref().or(admin.as_ref())
+        {
+            let http = reqwest::Client::new();
+            let url = format!("{base}/readyz");
+            eventually("rollcall to be ready", Duration::from_secs(60), || {
+                let request = http.get(&url).send();
+                async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+            })
+            .await;
+        }
         let operator_token = if options.generated_token {
             lines.lock().ok().and_then(|lines| {
                 lines.iter().find_map(|line| {
@@ -360,6 +375,55 @@ impl Client {
             response.json().await.unwrap_or(Value::Null),
             headers,
         )
+    }
+
+    /// Posts a raw request to the webhook URL (`query` may be empty or start with `?`); answers
+    /// the status, the body text and the headers.
+    pub async fn hook(
+        &self,
+        integration_id: &str,
+        query: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+        headers: &[(&str, String)],
+    ) -> (u16, String, reqwest::header::HeaderMap) {
+        let mut request = self
+            .http
+            .post(format!("{}/hooks/{integration_id}{query}", self.ingress))
+            .header("content-type", content_type)
+            .body(body);
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.expect("posting a webhook");
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        (status, response.text().await.unwrap_or_default(), headers)
+    }
+
+    pub async fn patch(&self, path: &str, body: &Value) -> (u16, Value) {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .json(body)
+            .send()
+            .await
+            .expect("PATCH");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("DELETE");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
     }
 
     /// Posts `body` signed the Standard Webhooks way, now, with delivery id `message_id`.

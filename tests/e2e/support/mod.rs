@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod schemes;
 pub mod services;
 pub mod smtp;
 

@@ -1,13 +1,15 @@
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use domain::{IntegrationId, Timestamp};
+use domain::{IntegrationId, IntegrationState, Timestamp};
 use serde::Deserialize;
 use store::{Integration, Page};
 
 use crate::error::{AdminError, ApiResult};
-use crate::extract::{ApiJson, ApiQuery, parse_id};
-use crate::service::{self, CreateIntegration, CreatedIntegration, IntegrationView};
+use crate::extract::{ApiJson, ApiQuery, parse_id, parse_json};
+use crate::service::{
+    self, CreateIntegration, CreatedIntegration, IntegrationView, RotateSecret, RotatedSecret,
+};
 use crate::{AdminState, Principal};
 
 pub(crate) async fn create(
@@ -99,7 +101,7 @@ pub(crate) async fn publish(
     Path(id): Path<String>,
 ) -> ApiResult<Json<IntegrationView>> {
     let integration = visible(&state, principal, &id).await?;
-    if integration.state == domain::IntegrationState::Revoked {
+    if integration.state == IntegrationState::Revoked {
         return Err(AdminError::Conflict(
             "a revoked integration cannot be published".to_owned(),
         ));
@@ -110,4 +112,133 @@ pub(crate) async fn publish(
         .await?
         .ok_or(AdminError::NotFound("integration"))?;
     Ok(Json(IntegrationView::new(published, &state.public_url)))
+}
+
+/// `POST /v1/integrations/{id}/secrets/rotate`: a new secret (shown once); the previous one
+/// keeps working for the grace period.
+pub(crate) async fn rotate(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<RotatedSecret>> {
+    let integration = visible(&state, principal, &id).await?;
+    if integration.state == IntegrationState::Revoked {
+        return Err(AdminError::Conflict(
+            "a revoked integration has no secret to rotate".to_owned(),
+        ));
+    }
+    // The body is optional: an empty one rotates to a generated secret with the default grace.
+    let request: RotateSecret = if body.iter().all(u8::is_ascii_whitespace) {
+        RotateSecret::default()
+    } else {
+        parse_json(&body)?
+    };
+    let rotated =
+        service::rotate_secret(&state.store, &state.public_url, &integration, request).await?;
+    Ok(Json(rotated))
+}
+
+/// `DELETE /v1/integrations/{id}`: revoke. The webhook URL answers 404 from now on.
+pub(crate) async fn revoke(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<IntegrationView>> {
+    let integration = visible(&state, principal, &id).await?;
+    let revoked = state
+        .store
+        .revoke_integration(integration.id, Timestamp::now())
+        .await?
+        .ok_or(AdminError::NotFound("integration"))?;
+    Ok(Json(IntegrationView::new(revoked, &state.public_url)))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct PatchIntegration {
+    name: Option<String>,
+    /// Keys to change; `null` resets a key to its default.
+    settings: Option<serde_json::Map<String, serde_json::Value>>,
+    /// New scheme parameters (the scheme itself cannot change: its secret would not fit).
+    verification: Option<serde_json::Value>,
+}
+
+/// `PATCH /v1/integrations/{id}`: rename, change settings, change scheme parameters.
+pub(crate) async fn update(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    ApiJson(patch): ApiJson<PatchIntegration>,
+) -> ApiResult<Json<IntegrationView>> {
+    let integration = visible(&state, principal, &id).await?;
+    if integration.state == IntegrationState::Revoked {
+        return Err(AdminError::Conflict(
+            "a revoked integration cannot be changed".to_owned(),
+        ));
+    }
+    let name = patch
+        .name
+        .as_deref()
+        .map(|name| {
+            let trimmed = name.trim();
+            if trimmed.is_empty() || trimmed.chars().count() > 200 {
+                Err(AdminError::invalid(
+                    "name",
+                    "name must be 1 to 200 characters",
+                ))
+            } else {
+                Ok(trimmed.to_owned())
+            }
+        })
+        .transpose()?;
+    let settings = match patch.settings {
+        None => None,
+        Some(changes) => {
+            let mut merged = match serde_json::to_value(&integration.settings) {
+                Ok(serde_json::Value::Object(map)) => map,
+                _ => serde_json::Map::new(),
+            };
+            for (key, value) in changes {
+                if value.is_null() {
+                    merged.remove(&key);
+                } else {
+                    merged.insert(key, value);
+                }
+            }
+            Some(service::parse_settings(&serde_json::Value::Object(merged))?)
+        }
+    };
+    let verification = match patch.verification {
+        None => None,
+        Some(value) => {
+            let scheme = service::parse_scheme(&value)?;
+            let current = integration
+                .verification
+                .get("scheme")
+                .and_then(|s| s.as_str());
+            if current != Some(scheme.name()) {
+                return Err(AdminError::invalid(
+                    "verification",
+                    "the scheme cannot change; create a new integration for another scheme",
+                ));
+            }
+            Some(
+                serde_json::to_value(&scheme)
+                    .map_err(|err| AdminError::Internal(err.to_string()))?,
+            )
+        }
+    };
+    let updated = state
+        .store
+        .update_integration(
+            integration.id,
+            name.as_deref(),
+            settings.as_ref(),
+            verification.as_ref(),
+            Timestamp::now(),
+        )
+        .await?
+        .ok_or(AdminError::NotFound("integration"))?;
+    Ok(Json(IntegrationView::new(updated, &state.public_url)))
 }
