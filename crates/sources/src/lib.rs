@@ -6,6 +6,8 @@
 //! [`split`] to validate and route a body; the resolver uses [`owners`] to read owners.
 
 mod canonical;
+mod connectwise;
+mod hubspot;
 mod salesforce;
 
 pub use salesforce::ACK as SALESFORCE_ACK;
@@ -56,6 +58,8 @@ pub fn split(
     match source {
         Source::Rollcall => canonical::split(body, hints).map(|event| vec![event]),
         Source::SalesforceOutbound => salesforce::split(body),
+        Source::Hubspot => hubspot::split(body),
+        Source::Connectwise => connectwise::split(body),
         other => Err(PayloadError::Unsupported(other.as_str())),
     }
 }

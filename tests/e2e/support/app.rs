@@ -199,7 +199,13 @@ impl TestEnv {
             let url = format!("{base}/readyz");
             eventually("rollcall to be ready", Duration::from_secs(60), || {
                 let request = http.get(&url).send();
-                async move { request.await.ok().filter(|r| r.status().is_success()).map(|_| ()) }
+                async move {
+                    request
+                        .await
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                        .map(|_| ())
+                }
             })
             .await;
         }
