@@ -12,15 +12,15 @@ run:
 ## Every test: unit, integration and end-to-end (needs PostgreSQL and RabbitMQ; see README).
 test:
 ifdef NEXTEST
-	$(CARGO) nextest run --workspace --no-fail-fast
+	$(CARGO) nextest run --workspace --no-fail-fast --features rollcall/failpoints
 else
-	$(CARGO) test --workspace --no-fail-fast
+	$(CARGO) test --workspace --no-fail-fast --features rollcall/failpoints
 endif
 
 ## Formatting and lints, as CI runs them.
 lint:
 	$(CARGO) fmt --all --check
-	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --workspace --all-targets --features rollcall/failpoints -- -D warnings
 
 fmt:
 	$(CARGO) fmt --all

@@ -12,4 +12,5 @@
 
 mod backbone;
 mod ingress;
+mod provisioning;
 mod support;

@@ -56,6 +56,12 @@ pub fn router(state: AdminState) -> Router {
             post(routes::integrations::rotate),
         )
         .route(
+            "/v1/integrations/{id}/test",
+            post(routes::integrations::test),
+        )
+        .route("/v1/issues", get(routes::issues::list))
+        .route("/v1/issues.csv", get(routes::issues::csv))
+        .route(
             "/v1/integrations/{id}/publish",
             post(routes::integrations::publish),
         )

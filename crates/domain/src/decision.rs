@@ -42,13 +42,21 @@ pub struct CurrentState {
 /// Profile fields a CRM can set. `None` in a change set means "leave as is".
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Profile {
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub last_name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub avatar_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub department: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub member_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub employee_ids: Option<Vec<String>>,
 }
 
@@ -72,8 +80,23 @@ pub struct NewUser {
     pub invite: bool,
 }
 
-/// Why an owner did not get an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Changes to an existing user: profile fields, an email change, a status change.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UserChanges {
+    pub email: Option<NormalizedEmail>,
+    pub profile: Profile,
+    pub status: Option<UserStatus>,
+}
+
+impl UserChanges {
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.email.is_none() && self.profile.is_empty() && self.status.is_none()
+    }
+}
+
+/// Why an owner did not get (or keep in step) an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueKind {
     /// First name, last name or email is missing.
@@ -82,16 +105,33 @@ pub enum IssueKind {
     InvalidEmail,
     /// The email belongs to another user and the match policy does not allow linking.
     EmailConflict,
+    /// Policy `email_and_id`: the user with this email carries none of the owner's employee ids.
+    EmployeeIdMismatch,
 }
 
 impl IssueKind {
+    pub const ALL: [IssueKind; 4] = [
+        IssueKind::MissingFields,
+        IssueKind::InvalidEmail,
+        IssueKind::EmailConflict,
+        IssueKind::EmployeeIdMismatch,
+    ];
+
     #[must_use]
     pub const fn as_str(self) -> &'static str {
         match self {
             IssueKind::MissingFields => "missing_fields",
             IssueKind::InvalidEmail => "invalid_email",
             IssueKind::EmailConflict => "email_conflict",
+            IssueKind::EmployeeIdMismatch => "employee_id_mismatch",
         }
+    }
+
+    #[must_use]
+    pub fn parse(text: &str) -> Option<Self> {
+        IssueKind::ALL
+            .into_iter()
+            .find(|kind| kind.as_str() == text)
     }
 }
 
@@ -99,28 +139,25 @@ impl IssueKind {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Decision {
     Create(NewUser),
-    /// Link the owner to an existing, unlinked user (match policy `email`/`email_and_id`) and
-    /// apply the changes.
+    /// Link the owner to an existing user that no owner of this integration holds (match
+    /// policy `email` or `email_and_id`), then apply the changes.
     Link {
         user_id: UserId,
-        email: Option<NormalizedEmail>,
-        changes: Profile,
+        changes: UserChanges,
     },
+    /// Apply changes to the linked user. A status change to `leaver` or `inactive` is a
+    /// deactivation; from `leaver`/`inactive` to `active`/`pending` a reactivation.
     Update {
         user_id: UserId,
-        email: Option<NormalizedEmail>,
-        changes: Profile,
-    },
-    Deactivate {
-        user_id: UserId,
-    },
-    Reactivate {
-        user_id: UserId,
-        status: UserStatus,
+        from: UserStatus,
+        changes: UserChanges,
+        /// Flag for the event log (e.g. activity of a pending user).
+        note: Option<String>,
     },
     /// Known owner, nothing to change.
     Unchanged {
         user_id: UserId,
+        note: Option<String>,
     },
     Ignore {
         user_id: Option<UserId>,
@@ -133,18 +170,100 @@ pub enum Decision {
     },
 }
 
+const fn is_down(status: UserStatus) -> bool {
+    matches!(status, UserStatus::Leaver | UserStatus::Inactive)
+}
+
 impl Decision {
     /// The outcome the event log records for this decision.
     #[must_use]
     pub fn outcome(&self) -> EventOutcome {
         match self {
             Decision::Create(_) => EventOutcome::Created,
-            Decision::Link { .. } | Decision::Update { .. } => EventOutcome::Updated,
-            Decision::Deactivate { .. } => EventOutcome::Deactivated,
-            Decision::Reactivate { .. } => EventOutcome::Reactivated,
+            Decision::Link { .. } => EventOutcome::Updated,
+            Decision::Update { from, changes, .. } => match changes.status {
+                Some(to) if is_down(to) && !is_down(*from) => EventOutcome::Deactivated,
+                Some(UserStatus::Leaver) if *from != UserStatus::Leaver => {
+                    EventOutcome::Deactivated
+                }
+                Some(to) if !is_down(to) && is_down(*from) => EventOutcome::Reactivated,
+                _ => EventOutcome::Updated,
+            },
             Decision::Unchanged { .. } => EventOutcome::Unchanged,
             Decision::Ignore { .. } => EventOutcome::Ignored,
             Decision::Issue { .. } => EventOutcome::Issue,
+        }
+    }
+
+    /// The user the decision touches, when there is one already.
+    #[must_use]
+    pub fn user(&self) -> Option<UserId> {
+        match self {
+            Decision::Link { user_id, .. }
+            | Decision::Update { user_id, .. }
+            | Decision::Unchanged { user_id, .. } => Some(*user_id),
+            Decision::Ignore { user_id, .. } => *user_id,
+            Decision::Create(_) | Decision::Issue { .. } => None,
+        }
+    }
+
+    /// The reason or note the event log shows.
+    #[must_use]
+    pub fn reason(&self) -> Option<String> {
+        match self {
+            Decision::Ignore { reason, .. } => Some(reason.clone()),
+            Decision::Issue { detail, .. } => Some(detail.clone()),
+            Decision::Update { note, .. } | Decision::Unchanged { note, .. } => note.clone(),
+            Decision::Create(_) | Decision::Link { .. } => None,
+        }
+    }
+
+    /// A short name for previews (`create`, `link`, `update`, …).
+    #[must_use]
+    pub const fn action(&self) -> &'static str {
+        match self {
+            Decision::Create(_) => "create",
+            Decision::Link { .. } => "link",
+            Decision::Update { .. } => "update",
+            Decision::Unchanged { .. } => "none",
+            Decision::Ignore { .. } => "ignore",
+            Decision::Issue { .. } => "issue",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(from: UserStatus, to: Option<UserStatus>) -> Decision {
+        Decision::Update {
+            user_id: UserId::new(),
+            from,
+            changes: UserChanges {
+                status: to,
+                ..UserChanges::default()
+            },
+            note: None,
+        }
+    }
+
+    #[test]
+    fn status_transitions_name_their_outcome() {
+        use UserStatus::{Active, Inactive, Leaver, Pending};
+        let cases = [
+            (Active, Some(Leaver), EventOutcome::Deactivated),
+            (Active, Some(Inactive), EventOutcome::Deactivated),
+            (Inactive, Some(Leaver), EventOutcome::Deactivated),
+            (Pending, Some(Leaver), EventOutcome::Deactivated),
+            (Leaver, Some(Active), EventOutcome::Reactivated),
+            (Inactive, Some(Active), EventOutcome::Reactivated),
+            (Leaver, Some(Pending), EventOutcome::Reactivated),
+            (Leaver, Some(Inactive), EventOutcome::Updated),
+            (Active, None, EventOutcome::Updated),
+        ];
+        for (from, to, expected) in cases {
+            assert_eq!(update(from, to).outcome(), expected, "{from} → {to:?}");
         }
     }
 }

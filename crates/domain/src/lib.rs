@@ -16,7 +16,9 @@ mod settings;
 mod states;
 mod timestamp;
 
-pub use decision::{CurrentState, Decision, IssueKind, NewUser, Profile, UserSnapshot};
+pub use decision::{
+    CurrentState, Decision, IssueKind, NewUser, Profile, UserChanges, UserSnapshot,
+};
 pub use email::{EmailError, NormalizedEmail};
 pub use envelope::{EventEnvelope, ReplayInfo};
 pub use ids::{
@@ -25,8 +27,8 @@ pub use ids::{
 };
 pub use owner::{OwnerFacts, OwnerStatus};
 pub use settings::{
-    IntegrationSettings, InviteMode, MAX_BODY_BYTES_CEILING, MatchPolicy, SettingsError, Source,
-    StatusFilter, WorkflowPattern,
+    FIELD_MAPPING_KEYS, IntegrationSettings, InviteMode, MAX_BODY_BYTES_CEILING, MatchPolicy,
+    SettingsError, Source, StatusFilter, WorkflowPattern,
 };
 pub use states::{EventOutcome, IntegrationState, InvitationStatus, UnknownState, UserStatus};
 pub use timestamp::{Timestamp, TimestampError};

@@ -108,6 +108,27 @@ impl fmt::Display for WorkflowPattern {
     }
 }
 
+/// The keys `field_mapping` accepts: where the owner object(s) are, then each owner field
+/// relative to an owner object.
+pub const FIELD_MAPPING_KEYS: &[&str] = &[
+    "owner",
+    "owners",
+    "id",
+    "email",
+    "first_name",
+    "last_name",
+    "name",
+    "avatar_url",
+    "status",
+    "active_flag",
+    "inactive_flag",
+    "member_type",
+    "employee_ids",
+    "title",
+    "department",
+    "location",
+];
+
 /// A setting outside its allowed range.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("settings.{field}: {message}")]
@@ -201,6 +222,15 @@ impl IntegrationSettings {
         }
         if let Some(mapping) = &self.field_mapping {
             for (field, pointer) in mapping {
+                if !FIELD_MAPPING_KEYS.contains(&field.as_str()) {
+                    return Err(SettingsError {
+                        field: "field_mapping",
+                        message: format!(
+                            "unknown field {field:?}; expected one of: {}",
+                            FIELD_MAPPING_KEYS.join(", ")
+                        ),
+                    });
+                }
                 if !pointer.is_empty() && !pointer.starts_with('/') {
                     return Err(SettingsError {
                         field: "field_mapping",

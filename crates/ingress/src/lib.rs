@@ -321,7 +321,11 @@ async fn handle(
     let hints = DeliveryHints {
         delivery_id: verified.provider_event_id.as_deref(),
     };
-    let events = sources::split(integration.source, &received.body, &hints)
+    let mapping = sources::FieldMapping::for_source(
+        integration.source,
+        integration.settings.field_mapping.as_ref(),
+    );
+    let events = sources::split(integration.source, &received.body, &hints, &mapping)
         .map_err(|err| IngressError::MalformedPayload(err.to_string()))?;
 
     let mut answers = Vec::with_capacity(events.len());

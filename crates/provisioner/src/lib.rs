@@ -13,7 +13,7 @@ use domain::{
     CurrentState, Decision, EventEnvelope, EventOutcome, NormalizedEmail, OwnerFacts, Timestamp,
     UserId,
 };
-use store::{NewEventRecord, OwnerOutcome, Store, StoreError, WriteTx};
+use store::{NewEventRecord, NewIssue, OwnerOutcome, Store, StoreError, WriteTx};
 use tokio::sync::Notify;
 
 /// Why an event could not be applied now.
@@ -130,7 +130,18 @@ impl Provisioner {
         let mut results = Vec::with_capacity(owners.len());
         let mut invited = false;
         for owner in owners {
-            let state = current_state(&tx, envelope, owner).await?;
+            let email = owner
+                .email
+                .as_deref()
+                .and_then(|email| NormalizedEmail::parse(email).ok());
+            let state = tx
+                .current_state(
+                    envelope.tenant_id,
+                    envelope.integration_id,
+                    &owner.external_id,
+                    email.as_ref(),
+                )
+                .await?;
             let decision = decide(owner, &state);
             let user_id = match mode {
                 Mode::Live => {
@@ -139,12 +150,12 @@ impl Provisioner {
                     invited |= invite;
                     user_id
                 }
-                Mode::Shadow => decision_user(&decision),
+                Mode::Shadow => decision.user(),
             };
             results.push(OwnerOutcome {
                 external_id: owner.external_id.clone(),
                 outcome: decision.outcome(),
-                reason: reason(&decision),
+                reason: decision.reason(),
                 user_id,
             });
         }
@@ -184,40 +195,6 @@ impl Provisioner {
     }
 }
 
-async fn current_state(
-    tx: &WriteTx,
-    envelope: &EventEnvelope,
-    owner: &OwnerFacts,
-) -> Result<CurrentState, StoreError> {
-    let linked_user = tx
-        .linked_user(envelope.integration_id, &owner.external_id)
-        .await?;
-    let email = owner
-        .email
-        .as_deref()
-        .and_then(|email| NormalizedEmail::parse(email).ok());
-    let mut state = CurrentState {
-        linked_user,
-        email_user: None,
-        email_user_linked_here: false,
-    };
-    if let Some(email) = email
-        && let Some((user, linked_here)) = tx
-            .user_by_email(envelope.tenant_id, &email, envelope.integration_id)
-            .await?
-    {
-        let same = state
-            .linked_user
-            .as_ref()
-            .is_some_and(|linked| linked.id == user.id);
-        if !same {
-            state.email_user = Some(user);
-            state.email_user_linked_here = linked_here;
-        }
-    }
-    Ok(state)
-}
-
 /// Applies one decision; answers the user it touched and whether it queued an invitation.
 async fn apply_decision(
     tx: &WriteTx,
@@ -226,6 +203,15 @@ async fn apply_decision(
     decision: &Decision,
     now: Timestamp,
 ) -> Result<(Option<UserId>, bool), StoreError> {
+    let resolve_all = || {
+        tx.resolve_issues(
+            envelope.integration_id,
+            &owner.external_id,
+            None,
+            envelope.event_id,
+            now,
+        )
+    };
     match decision {
         Decision::Create(new) => {
             let user = tx
@@ -243,13 +229,10 @@ async fn apply_decision(
             if new.invite {
                 tx.queue_invitation(envelope.tenant_id, user, now).await?;
             }
+            resolve_all().await?;
             Ok((Some(user), new.invite))
         }
-        Decision::Link {
-            user_id,
-            email,
-            changes,
-        } => {
+        Decision::Link { user_id, changes } => {
             tx.insert_identity(
                 envelope.tenant_id,
                 *user_id,
@@ -259,51 +242,57 @@ async fn apply_decision(
                 now,
             )
             .await?;
-            tx.update_user(*user_id, email.as_ref(), changes, envelope.occurred_at, now)
+            tx.update_user(*user_id, changes, envelope.occurred_at, now)
                 .await?;
+            resolve_all().await?;
             Ok((Some(*user_id), false))
         }
         Decision::Update {
-            user_id,
-            email,
-            changes,
+            user_id, changes, ..
         } => {
-            tx.update_user(*user_id, email.as_ref(), changes, envelope.occurred_at, now)
+            tx.update_user(*user_id, changes, envelope.occurred_at, now)
                 .await?;
+            resolve_all().await?;
             Ok((Some(*user_id), false))
         }
-        Decision::Deactivate { user_id } => {
-            tx.set_user_status(*user_id, domain::UserStatus::Leaver, now)
-                .await?;
+        Decision::Unchanged { user_id, .. } => {
+            if let Some(at) = envelope.occurred_at {
+                tx.advance_source_time(*user_id, at).await?;
+            }
+            resolve_all().await?;
             Ok((Some(*user_id), false))
         }
-        Decision::Reactivate { user_id, status } => {
-            tx.set_user_status(*user_id, *status, now).await?;
-            Ok((Some(*user_id), false))
-        }
-        Decision::Unchanged { user_id } => Ok((Some(*user_id), false)),
         Decision::Ignore { user_id, .. } => Ok((*user_id, false)),
-        Decision::Issue { .. } => Ok((None, false)),
-    }
-}
-
-fn decision_user(decision: &Decision) -> Option<UserId> {
-    match decision {
-        Decision::Link { user_id, .. }
-        | Decision::Update { user_id, .. }
-        | Decision::Deactivate { user_id }
-        | Decision::Reactivate { user_id, .. }
-        | Decision::Unchanged { user_id } => Some(*user_id),
-        Decision::Ignore { user_id, .. } => *user_id,
-        Decision::Create(_) | Decision::Issue { .. } => None,
-    }
-}
-
-fn reason(decision: &Decision) -> Option<String> {
-    match decision {
-        Decision::Ignore { reason, .. } => Some(reason.clone()),
-        Decision::Issue { detail, .. } => Some(detail.clone()),
-        _ => None,
+        Decision::Issue {
+            kind,
+            missing,
+            detail,
+        } => {
+            // A new kind of issue supersedes the owner's other open ones (the missing fields
+            // were supplied, say, but the email turned out to be taken).
+            tx.resolve_issues(
+                envelope.integration_id,
+                &owner.external_id,
+                Some(*kind),
+                envelope.event_id,
+                now,
+            )
+            .await?;
+            tx.record_issue(
+                &NewIssue {
+                    tenant_id: envelope.tenant_id,
+                    integration_id: envelope.integration_id,
+                    external_id: &owner.external_id,
+                    kind: *kind,
+                    missing,
+                    detail,
+                    event_id: envelope.event_id,
+                },
+                now,
+            )
+            .await?;
+            Ok((None, false))
+        }
     }
 }
 

@@ -1,8 +1,32 @@
-//! The provisioning rules as one pure function.
+//! The provisioning rules as one pure function: owner facts, the stored state and the
+//! integration's settings in, a [`Decision`] out. No clock, no IO.
+//!
+//! The rules, in the order they apply:
+//! 1. Only event types of the integration's `workflows` count; others are ignored.
+//! 2. With `member_types` set, only those member types sync (an empty list: none).
+//! 3. A known owner (identity link exists) is kept in step: an event older than the last one
+//!    applied is ignored as stale; otherwise changed profile fields, an email change and a
+//!    status change are applied. Terminated or deleted owners become leavers; inactive ones
+//!    become leavers too, except under `status_filter: all`, where they become inactive users.
+//!    An active owner who is a leaver or inactive comes back (to `pending` when the integration
+//!    keeps new users pending until they are on a team and they are on none; under
+//!    `status_filter: inactive` a leaver comes back as inactive, since there the host
+//!    application activates accounts).
+//! 4. An unknown owner who has left is ignored; one who is inactive is ignored unless the
+//!    status filter is `all`.
+//! 5. First name, last name and a valid email are required, or it is a provisioning issue.
+//! 6. An existing user with that email is linked only as the match policy allows (`email`;
+//!    `email_and_id` with a shared employee id, compared exactly); never a user another owner of
+//!    the integration holds. Otherwise it is an issue, never a merge.
+//! 7. Creation needs `auto_create`, and under `require_completed_work` a completing event type.
+//!    New users get the default role; they are `inactive` under `status_filter: inactive` (or
+//!    when the CRM says so under `all`), `pending` under `pending_until_team`, else `active`,
+//!    and only active new users are invited (under `invite_mode: automatic`).
 
 use domain::{
-    CurrentState, Decision, IntegrationSettings, InviteMode, IssueKind, NewUser, NormalizedEmail,
-    OwnerFacts, Profile, Timestamp, UserSnapshot, UserStatus,
+    CurrentState, Decision, IntegrationSettings, InviteMode, IssueKind, MatchPolicy, NewUser,
+    NormalizedEmail, OwnerFacts, OwnerStatus, Profile, StatusFilter, Timestamp, UserChanges,
+    UserSnapshot, UserStatus,
 };
 
 /// What the decision needs to know about the event besides its owner.
@@ -21,16 +45,140 @@ pub fn decide(
     settings: &IntegrationSettings,
     context: &DecisionContext<'_>,
 ) -> Decision {
-    match &state.linked_user {
-        Some(user) => decide_known(owner, user, state, context),
-        None => decide_unknown(owner, state, settings),
+    let linked = state.linked_user.as_ref().map(|user| user.id);
+    if !settings.counts_event(context.event_type) {
+        return Decision::Ignore {
+            user_id: linked,
+            reason: format!(
+                "event type {} is not one of the integration's workflows",
+                context.event_type
+            ),
+        };
     }
+    if let Some(reason) = member_type_excluded(owner, settings) {
+        return Decision::Ignore {
+            user_id: linked,
+            reason,
+        };
+    }
+    match &state.linked_user {
+        Some(user) => decide_known(owner, user, state, settings, context),
+        None => decide_unknown(owner, state, settings, context),
+    }
+}
+
+fn member_type_excluded(owner: &OwnerFacts, settings: &IntegrationSettings) -> Option<String> {
+    let types = settings.member_types.as_ref()?;
+    if types.is_empty() {
+        return Some("member_types is empty: no member type syncs".to_owned());
+    }
+    match &owner.member_type {
+        Some(member_type) if types.iter().any(|t| t.eq_ignore_ascii_case(member_type)) => None,
+        Some(member_type) => Some(format!(
+            "member type {member_type} does not sync (member_types: {})",
+            types.join(", ")
+        )),
+        None => Some(format!(
+            "the owner's member type is unknown and only {} sync",
+            types.join(", ")
+        )),
+    }
+}
+
+/// The status a stored user moves to after an event reporting `reported`, if it changes.
+fn transition(
+    reported: Option<OwnerStatus>,
+    user: &UserSnapshot,
+    settings: &IntegrationSettings,
+) -> Option<UserStatus> {
+    let target = match reported? {
+        OwnerStatus::Terminated | OwnerStatus::Deleted => UserStatus::Leaver,
+        OwnerStatus::Inactive => match (settings.status_filter, user.status) {
+            (_, UserStatus::Leaver) => UserStatus::Leaver,
+            (StatusFilter::All, _) => UserStatus::Inactive,
+            (StatusFilter::Active | StatusFilter::Inactive, _) => UserStatus::Leaver,
+        },
+        OwnerStatus::Active => match (user.status, settings.status_filter) {
+            (UserStatus::Leaver, StatusFilter::Inactive) => UserStatus::Inactive,
+            (
+                UserStatus::Leaver | UserStatus::Inactive,
+                StatusFilter::Active | StatusFilter::All,
+            ) => {
+                if settings.pending_until_team && user.team_id.is_none() {
+                    UserStatus::Pending
+                } else {
+                    UserStatus::Active
+                }
+            }
+            (current, _) => current,
+        },
+    };
+    (target != user.status).then_some(target)
+}
+
+/// Why an event's changes cannot be applied: becomes a [`Decision::Issue`].
+struct Refusal {
+    kind: IssueKind,
+    detail: String,
+}
+
+impl From<Refusal> for Decision {
+    fn from(refusal: Refusal) -> Self {
+        Decision::Issue {
+            kind: refusal.kind,
+            missing: Vec::new(),
+            detail: refusal.detail,
+        }
+    }
+}
+
+/// The changes an event brings to a stored user, or the issue that stops them.
+fn changes_for(
+    owner: &OwnerFacts,
+    user: &UserSnapshot,
+    state: &CurrentState,
+    settings: &IntegrationSettings,
+) -> Result<UserChanges, Refusal> {
+    let email = match owner.email.as_deref() {
+        None => None,
+        Some(text) => match NormalizedEmail::parse(text) {
+            Err(err) => {
+                return Err(Refusal {
+                    kind: IssueKind::InvalidEmail,
+                    detail: err.to_string(),
+                });
+            }
+            Ok(email) if email.normalized() == user.email.to_lowercase() => None,
+            // The identity link, not the email, is the key: an email change follows through
+            // unless the new address already belongs to someone else.
+            Ok(email) if state.email_user.is_some() => {
+                return Err(Refusal {
+                    kind: IssueKind::EmailConflict,
+                    detail: format!(
+                        "the new email {} already belongs to another user",
+                        email.as_str()
+                    ),
+                });
+            }
+            Ok(email) => Some(email),
+        },
+    };
+    Ok(UserChanges {
+        email,
+        profile: profile_changes(owner, user),
+        status: transition(owner.status, user, settings),
+    })
+}
+
+fn pending_note(status: UserStatus) -> Option<String> {
+    (status == UserStatus::Pending).then(|| "pending: the user is not on a team yet".to_owned())
 }
 
 fn decide_known(
     owner: &OwnerFacts,
     user: &UserSnapshot,
     state: &CurrentState,
+    settings: &IntegrationSettings,
     context: &DecisionContext<'_>,
 ) -> Decision {
     if let (Some(occurred), Some(applied)) = (context.occurred_at, user.source_updated_at)
@@ -43,30 +191,22 @@ fn decide_known(
             ),
         };
     }
-    let email = match owner.email.as_deref().map(NormalizedEmail::parse) {
-        Some(Ok(email)) if email.normalized() != user.email.to_lowercase() => {
-            if state.email_user.is_some() {
-                return Decision::Issue {
-                    kind: IssueKind::EmailConflict,
-                    missing: Vec::new(),
-                    detail: format!(
-                        "the new email {} already belongs to another user",
-                        email.as_str()
-                    ),
-                };
-            }
-            Some(email)
-        }
-        _ => None,
+    let changes = match changes_for(owner, user, state, settings) {
+        Ok(changes) => changes,
+        Err(refusal) => return refusal.into(),
     };
-    let changes = profile_changes(owner, user);
-    if email.is_none() && changes.is_empty() {
-        Decision::Unchanged { user_id: user.id }
+    let note = pending_note(changes.status.unwrap_or(user.status));
+    if changes.is_empty() {
+        Decision::Unchanged {
+            user_id: user.id,
+            note,
+        }
     } else {
         Decision::Update {
             user_id: user.id,
-            email,
+            from: user.status,
             changes,
+            note,
         }
     }
 }
@@ -100,7 +240,26 @@ fn decide_unknown(
     owner: &OwnerFacts,
     state: &CurrentState,
     settings: &IntegrationSettings,
+    context: &DecisionContext<'_>,
 ) -> Decision {
+    match owner.status {
+        Some(status @ (OwnerStatus::Terminated | OwnerStatus::Deleted)) => {
+            return Decision::Ignore {
+                user_id: None,
+                reason: format!("the owner is {status} in the CRM; no account is created"),
+            };
+        }
+        Some(OwnerStatus::Inactive) if settings.status_filter != StatusFilter::All => {
+            return Decision::Ignore {
+                user_id: None,
+                reason: format!(
+                    "the owner is inactive in the CRM and the status filter is {}",
+                    settings.status_filter
+                ),
+            };
+        }
+        _ => {}
+    }
     let (first_name, last_name, email) = match required_fields(owner) {
         Ok(fields) => fields,
         Err(missing) => {
@@ -121,32 +280,116 @@ fn decide_unknown(
             };
         }
     };
-    if state.email_user.is_some() {
-        return Decision::Issue {
-            kind: IssueKind::EmailConflict,
-            missing: Vec::new(),
-            detail: format!("{} already belongs to another user", email.as_str()),
+    if let Some(existing) = &state.email_user {
+        return link_or_issue(owner, existing, state, settings, &email);
+    }
+    if !settings.auto_create {
+        return Decision::Ignore {
+            user_id: None,
+            reason: "auto_create is off: unknown owners are not created".to_owned(),
         };
     }
-    let profile = Profile {
-        avatar_url: owner.avatar_url.clone(),
-        title: owner.title.clone(),
-        department: owner.department.clone(),
-        location: owner.location.clone(),
-        member_type: owner.member_type.clone(),
-        employee_ids: (!owner.employee_ids.is_empty()).then(|| owner.employee_ids.clone()),
-        first_name: None,
-        last_name: None,
+    if settings.require_completed_work
+        && !settings
+            .completed_work_events
+            .iter()
+            .any(|pattern| pattern.matches(context.event_type))
+    {
+        let patterns: Vec<&str> = settings
+            .completed_work_events
+            .iter()
+            .map(|p| p.as_str())
+            .collect();
+        return Decision::Ignore {
+            user_id: None,
+            reason: format!(
+                "no completed work yet: an account is created on {}",
+                patterns.join(", ")
+            ),
+        };
+    }
+    let status = match (settings.status_filter, owner.status) {
+        (StatusFilter::Inactive, _) | (StatusFilter::All, Some(OwnerStatus::Inactive)) => {
+            UserStatus::Inactive
+        }
+        _ if settings.pending_until_team => UserStatus::Pending,
+        _ => UserStatus::Active,
     };
     Decision::Create(NewUser {
         email,
         first_name: first_name.to_owned(),
         last_name: last_name.to_owned(),
-        profile,
+        profile: Profile {
+            avatar_url: owner.avatar_url.clone(),
+            title: owner.title.clone(),
+            department: owner.department.clone(),
+            location: owner.location.clone(),
+            member_type: owner.member_type.clone(),
+            employee_ids: (!owner.employee_ids.is_empty()).then(|| owner.employee_ids.clone()),
+            first_name: None,
+            last_name: None,
+        },
         role: settings.default_role.clone(),
-        status: UserStatus::Active,
-        invite: settings.invite_mode == InviteMode::Automatic,
+        status,
+        invite: settings.invite_mode == InviteMode::Automatic && status == UserStatus::Active,
     })
+}
+
+/// An unknown owner whose email an existing user holds: link as the policy allows, or say why
+/// not. A user already linked to another owner of this integration is never re-pointed.
+fn link_or_issue(
+    owner: &OwnerFacts,
+    existing: &UserSnapshot,
+    state: &CurrentState,
+    settings: &IntegrationSettings,
+    email: &NormalizedEmail,
+) -> Decision {
+    let conflict = |detail: String| Decision::Issue {
+        kind: IssueKind::EmailConflict,
+        missing: Vec::new(),
+        detail,
+    };
+    if state.email_user_linked_here {
+        return conflict(format!(
+            "{} belongs to a user already linked to another owner of this integration",
+            email.as_str()
+        ));
+    }
+    match settings.match_policy {
+        MatchPolicy::ExternalId => {
+            return conflict(format!(
+                "{} belongs to an existing user; the match policy external_id links by owner id only",
+                email.as_str()
+            ));
+        }
+        MatchPolicy::Email => {}
+        MatchPolicy::EmailAndId => {
+            // Exact, case-sensitive comparison of employee ids, as the policy promises.
+            let shared = owner
+                .employee_ids
+                .iter()
+                .any(|id| existing.employee_ids.contains(id));
+            if !shared {
+                return Decision::Issue {
+                    kind: IssueKind::EmployeeIdMismatch,
+                    missing: Vec::new(),
+                    detail: format!(
+                        "{} belongs to a user who carries none of the owner's employee ids",
+                        email.as_str()
+                    ),
+                };
+            }
+        }
+    }
+    let changes = UserChanges {
+        email: None,
+        profile: profile_changes(owner, existing),
+        status: transition(owner.status, existing, settings),
+    };
+    Decision::Link {
+        user_id: existing.id,
+        changes,
+    }
 }
 
 /// The fields the event sets to something other than what the user has.
@@ -173,116 +416,4 @@ fn profile_changes(owner: &OwnerFacts, user: &UserSnapshot) -> Profile {
 }
 
 #[cfg(test)]
-mod tests {
-    use domain::UserId;
-
-    use super::*;
-
-    fn ann() -> OwnerFacts {
-        OwnerFacts {
-            external_id: "005A".to_owned(),
-            email: Some("Ann.Lee@example.com".to_owned()),
-            first_name: Some("Ann".to_owned()),
-            last_name: Some("Lee".to_owned()),
-            ..OwnerFacts::default()
-        }
-    }
-
-    fn stored(owner: &OwnerFacts) -> UserSnapshot {
-        UserSnapshot {
-            id: UserId::new(),
-            email: owner.email.clone().unwrap_or_default(),
-            first_name: owner.first_name.clone().unwrap_or_default(),
-            last_name: owner.last_name.clone().unwrap_or_default(),
-            avatar_url: None,
-            title: None,
-            department: None,
-            location: None,
-            employee_ids: Vec::new(),
-            member_type: None,
-            role: "member".to_owned(),
-            status: UserStatus::Active,
-            team_id: None,
-            source_updated_at: None,
-        }
-    }
-
-    const CONTEXT: DecisionContext<'static> = DecisionContext {
-        event_type: "opportunity.updated",
-        occurred_at: None,
-    };
-
-    #[test]
-    fn unknown_owner_with_required_fields_is_created_and_invited() {
-        let decision = decide(
-            &ann(),
-            &CurrentState::default(),
-            &IntegrationSettings::default(),
-            &CONTEXT,
-        );
-        let Decision::Create(new) = decision else {
-            panic!("expected Create, got {decision:?}");
-        };
-        assert_eq!(new.email.normalized(), "ann.lee@example.com");
-        assert_eq!(new.role, "member");
-        assert_eq!(new.status, UserStatus::Active);
-        assert!(new.invite);
-    }
-
-    #[test]
-    fn missing_fields_are_an_issue_naming_them() {
-        let owner = OwnerFacts {
-            first_name: None,
-            email: Some("  ".to_owned()),
-            ..ann()
-        };
-        let decision = decide(
-            &owner,
-            &CurrentState::default(),
-            &IntegrationSettings::default(),
-            &CONTEXT,
-        );
-        assert_eq!(
-            decision,
-            Decision::Issue {
-                kind: IssueKind::MissingFields,
-                missing: vec!["first_name", "email"],
-                detail: "missing first_name, email".to_owned(),
-            }
-        );
-    }
-
-    #[test]
-    fn known_owner_is_never_created_again() {
-        let owner = ann();
-        let state = CurrentState {
-            linked_user: Some(stored(&owner)),
-            ..CurrentState::default()
-        };
-        let decision = decide(&owner, &state, &IntegrationSettings::default(), &CONTEXT);
-        assert!(
-            matches!(decision, Decision::Unchanged { .. }),
-            "{decision:?}"
-        );
-    }
-
-    #[test]
-    fn changed_fields_are_updated() {
-        let owner = OwnerFacts {
-            title: Some("VP Sales".to_owned()),
-            ..ann()
-        };
-        let state = CurrentState {
-            linked_user: Some(stored(&ann())),
-            ..CurrentState::default()
-        };
-        let Decision::Update { changes, email, .. } =
-            decide(&owner, &state, &IntegrationSettings::default(), &CONTEXT)
-        else {
-            panic!("expected Update");
-        };
-        assert_eq!(changes.title.as_deref(), Some("VP Sales"));
-        assert_eq!(changes.first_name, None);
-        assert_eq!(email, None);
-    }
-}
+mod tests;

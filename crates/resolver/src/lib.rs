@@ -12,3 +12,7 @@ mod worker;
 
 pub use decide::{DecisionContext, decide};
 pub use worker::{Worker, WorkerOptions};
+
+mod preview;
+
+pub use preview::{OwnerPreview, PreviewError, PreviewedEvent, preview};

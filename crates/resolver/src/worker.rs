@@ -118,7 +118,12 @@ impl Worker {
         };
         let event_id = delivery.event_id;
         let acknowledged = match &result {
-            Ok(_) => delivery.ack().await,
+            Ok(_) => {
+                // Fault tests crash here: effects committed, delivery not yet acknowledged.
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("worker-after-commit", |_| std::process::abort());
+                delivery.ack().await
+            }
             Err(failure) => {
                 let delay = retry_delay(attempt);
                 tracing::warn!(
@@ -155,7 +160,11 @@ impl Worker {
             .integration(envelope.integration_id)
             .await?
             .ok_or_else(|| Failure::Permanent("integration no longer exists".to_owned()))?;
-        let owners = sources::owners(integration.source, &envelope.payload)
+        let mapping = sources::FieldMapping::for_source(
+            integration.source,
+            integration.settings.field_mapping.as_ref(),
+        );
+        let owners = sources::owners(integration.source, &envelope.payload, &mapping)
             .map_err(|err| Failure::Permanent(format!("payload: {err}")))?;
         // Events a revoked integration accepted before revocation are still applied: they
         // were answered 2xx.

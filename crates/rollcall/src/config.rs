@@ -45,6 +45,9 @@ pub(crate) struct Config {
     pub worker_prefetch: u16,
     /// Hours an invitation link stays valid.
     pub invitation_ttl_hours: u64,
+    /// Seconds a relay's claim on an invitation lasts: after a crash mid-send, another relay
+    /// takes the invitation over once the claim has expired.
+    pub invitation_claim_seconds: u64,
     /// Seconds a sender may take to deliver a webhook body.
     pub body_timeout_seconds: u64,
     /// Seconds handling one webhook may take in all before the ingress answers 503.
@@ -75,6 +78,7 @@ impl Default for Config {
             worker_concurrency: 16,
             worker_prefetch: 64,
             invitation_ttl_hours: 24 * 7,
+            invitation_claim_seconds: 120,
             body_timeout_seconds: 10,
             request_timeout_seconds: 20,
             connectwise_key_hosts: ingress::DEFAULT_KEY_HOSTS.join(","),
@@ -103,6 +107,7 @@ const KEYS: &[&str] = &[
     "worker_concurrency",
     "worker_prefetch",
     "invitation_ttl_hours",
+    "invitation_claim_seconds",
     "body_timeout_seconds",
     "request_timeout_seconds",
     "connectwise_key_hosts",

@@ -132,6 +132,10 @@ impl std::error::Error for Invalid {}
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Fault-test builds read FAILPOINTS (e.g. `worker-after-commit=1*return`) from the
+    // environment; ordinary builds have no failpoints at all.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -178,6 +178,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
         })?;
         let mut relay_config = RelayConfig::new(from, &config.public_url);
         relay_config.invitation_ttl = Duration::from_secs(config.invitation_ttl_hours * 3600);
+        relay_config.claim_timeout = Duration::from_secs(config.invitation_claim_seconds.max(1));
         let relay = Relay::new(store.clone(), transport, relay_config, invitations_queued);
         let stop = shutdown.clone();
         tasks.spawn(async move {

@@ -1,10 +1,10 @@
 //! rollcall's canonical JSON (`source: rollcall`): `id`, `type`, optional `occurred_at`, and an
 //! `owner` object (or an `owners` array) whose `id` is required.
 
-use domain::{OwnerFacts, OwnerStatus, Timestamp};
+use domain::Timestamp;
 use serde_json::{Map, Value};
 
-use crate::{DeliveryHints, IncomingEvent, PayloadError};
+use crate::{DeliveryHints, FieldMapping, IncomingEvent, PayloadError};
 
 fn object(body: &[u8]) -> Result<Map<String, Value>, PayloadError> {
     match serde_json::from_slice::<Value>(body) {
@@ -23,7 +23,11 @@ fn required_text<'a>(map: &'a Map<String, Value>, field: &str) -> Result<&'a str
     }
 }
 
-pub(crate) fn split(body: &[u8], hints: &DeliveryHints<'_>) -> Result<IncomingEvent, PayloadError> {
+pub(crate) fn split(
+    body: &[u8],
+    hints: &DeliveryHints<'_>,
+    mapping: &FieldMapping,
+) -> Result<IncomingEvent, PayloadError> {
     let map = object(body)?;
     let id = required_text(&map, "id")?.to_owned();
     let event_type = required_text(&map, "type")?.to_owned();
@@ -47,7 +51,7 @@ pub(crate) fn split(body: &[u8], hints: &DeliveryHints<'_>) -> Result<IncomingEv
     let payload = Value::Object(map);
     // Validate the owners now, so a malformed event is refused with 400 instead of failing
     // later in the queue.
-    owners(&payload)?;
+    mapping.owners(&payload)?;
     // The delivery id is the sender's idempotency key (the same on every retry); the body id
     // names the business event. Standard Webhooks makes the former the dedupe key.
     let provider_event_id = hints.delivery_id.map_or_else(|| id.clone(), str::to_owned);
@@ -59,108 +63,23 @@ pub(crate) fn split(body: &[u8], hints: &DeliveryHints<'_>) -> Result<IncomingEv
     })
 }
 
-fn optional_text(
-    owner: &Map<String, Value>,
-    field: &str,
-    at: &str,
-) -> Result<Option<String>, PayloadError> {
-    match owner.get(field) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(text)) => {
-            let trimmed = text.trim();
-            Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
-        }
-        Some(_) => Err(PayloadError::invalid(format!(
-            "{at}.{field} must be a string"
-        ))),
-    }
-}
-
-fn owner(value: &Value, at: &str) -> Result<OwnerFacts, PayloadError> {
-    let Value::Object(owner) = value else {
-        return Err(PayloadError::invalid(format!("{at} must be an object")));
-    };
-    let external_id = match owner.get("id") {
-        Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
-        Some(Value::Number(number)) => number.to_string(),
-        Some(Value::String(_)) => {
-            return Err(PayloadError::invalid(format!("{at}.id must not be empty")));
-        }
-        Some(_) => return Err(PayloadError::invalid(format!("{at}.id must be a string"))),
-        None => return Err(PayloadError::invalid(format!("{at}.id is required"))),
-    };
-    let status = optional_text(owner, "status", at)?
-        .map(|text| {
-            text.to_lowercase().parse::<OwnerStatus>().map_err(|_| {
-                PayloadError::invalid(format!(
-                    "{at}.status must be one of active, inactive, terminated, deleted"
-                ))
-            })
-        })
-        .transpose()?;
-    let employee_ids = match owner.get("employee_ids") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .map(|item| match item {
-                Value::String(text) => Ok(text.clone()),
-                Value::Number(number) => Ok(number.to_string()),
-                _ => Err(PayloadError::invalid(format!(
-                    "{at}.employee_ids must hold strings"
-                ))),
-            })
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(PayloadError::invalid(format!(
-                "{at}.employee_ids must be an array"
-            )));
-        }
-    };
-    Ok(OwnerFacts {
-        external_id,
-        email: optional_text(owner, "email", at)?,
-        first_name: optional_text(owner, "first_name", at)?,
-        last_name: optional_text(owner, "last_name", at)?,
-        avatar_url: optional_text(owner, "avatar_url", at)?,
-        status,
-        member_type: optional_text(owner, "member_type", at)?,
-        employee_ids,
-        title: optional_text(owner, "title", at)?,
-        department: optional_text(owner, "department", at)?,
-        location: optional_text(owner, "location", at)?,
-    })
-}
-
-/// At most this many owners per event: a job with more assigned workers is not plausible, and
-/// the cap bounds the work one event can cause.
-const MAX_OWNERS: usize = 100;
-
-pub(crate) fn owners(payload: &Value) -> Result<Vec<OwnerFacts>, PayloadError> {
-    match (payload.get("owner"), payload.get("owners")) {
-        (Some(single), None) => Ok(vec![owner(single, "owner")?]),
-        (None, Some(Value::Array(many))) => {
-            if many.is_empty() {
-                return Err(PayloadError::invalid("owners must not be empty"));
-            }
-            if many.len() > MAX_OWNERS {
-                return Err(PayloadError::invalid(format!(
-                    "owners holds more than {MAX_OWNERS} entries"
-                )));
-            }
-            many.iter()
-                .enumerate()
-                .map(|(i, item)| owner(item, &format!("owners[{i}]")))
-                .collect()
-        }
-        (None, Some(_)) => Err(PayloadError::invalid("owners must be an array")),
-        (Some(_), Some(_)) => Err(PayloadError::invalid("give owner or owners, not both")),
-        (None, None) => Err(PayloadError::invalid("owner is required")),
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use domain::{OwnerStatus, Source};
+
     use super::*;
+
+    fn preset() -> FieldMapping {
+        FieldMapping::for_source(Source::Rollcall, None)
+    }
+
+    fn split(body: &[u8], hints: &DeliveryHints<'_>) -> Result<IncomingEvent, PayloadError> {
+        super::split(body, hints, &preset())
+    }
+
+    fn owners(payload: &serde_json::Value) -> Result<Vec<domain::OwnerFacts>, PayloadError> {
+        preset().owners(payload)
+    }
 
     const SAMPLE: &str = r#"{
       "id": "evt_01J", "type": "opportunity.updated", "occurred_at": "2026-11-21T10:00:00Z",

@@ -8,8 +8,10 @@
 mod canonical;
 mod connectwise;
 mod hubspot;
+mod mapping;
 mod salesforce;
 
+pub use mapping::{FieldMapping, MAX_OWNERS};
 pub use salesforce::ACK as SALESFORCE_ACK;
 
 use domain::{OwnerFacts, Source, Timestamp};
@@ -49,14 +51,17 @@ pub struct DeliveryHints<'a> {
     pub delivery_id: Option<&'a str>,
 }
 
-/// Splits a verified body into its events.
+/// Splits a verified body into its events. `mapping` is the integration's field mapping: for
+/// sources that carry owners in the payload, the split checks they can be read, so a malformed
+/// event is refused with 400 rather than failing later in the queue.
 pub fn split(
     source: Source,
     body: &[u8],
     hints: &DeliveryHints<'_>,
+    mapping: &FieldMapping,
 ) -> Result<Vec<IncomingEvent>, PayloadError> {
     match source {
-        Source::Rollcall => canonical::split(body, hints).map(|event| vec![event]),
+        Source::Rollcall => canonical::split(body, hints, mapping).map(|event| vec![event]),
         Source::SalesforceOutbound => salesforce::split(body),
         Source::Hubspot => hubspot::split(body),
         Source::Connectwise => connectwise::split(body),
@@ -64,13 +69,15 @@ pub fn split(
     }
 }
 
-/// The owners one event names, in the order it names them.
+/// The owners one event names, in the order it names them, read through `mapping` (the
+/// source's preset with the integration's overrides).
 pub fn owners(
     source: Source,
     payload: &serde_json::Value,
+    mapping: &FieldMapping,
 ) -> Result<Vec<OwnerFacts>, PayloadError> {
     match source {
-        Source::Rollcall => canonical::owners(payload),
+        Source::Rollcall => mapping.owners(payload),
         Source::SalesforceOutbound => salesforce::owners(payload),
         other => Err(PayloadError::Unsupported(other.as_str())),
     }

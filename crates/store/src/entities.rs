@@ -243,3 +243,32 @@ pub mod setting {
 
     impl ActiveModelBehavior for ActiveModel {}
 }
+
+pub mod issue {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "issues")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub integration_id: Uuid,
+        pub external_id: String,
+        pub kind: String,
+        pub missing: String,
+        pub detail: String,
+        pub occurrences: i32,
+        pub first_event_id: Uuid,
+        pub last_event_id: Uuid,
+        pub opened_at: i64,
+        pub updated_at: i64,
+        pub resolved_at: Option<i64>,
+        pub resolved_by_event_id: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}

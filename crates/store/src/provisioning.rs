@@ -2,23 +2,93 @@
 //! invitation outbox row, event-log row) commits together or not at all.
 
 use domain::{
-    EventId, IntegrationId, InvitationId, InvitationStatus, NewUser, NormalizedEmail, Profile,
-    TenantId, Timestamp, UserId, UserSnapshot, UserStatus,
+    CurrentState, EventId, IntegrationId, InvitationId, InvitationStatus, NewUser, NormalizedEmail,
+    TenantId, Timestamp, UserChanges, UserId, UserStatus,
 };
 use sea_orm::sea_query::{Expr, SimpleExpr};
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, DatabaseTransaction, EntityTrait, QueryFilter, QuerySelect,
+    ActiveValue::Set, ColumnTrait, ConnectionTrait, DatabaseTransaction, EntityTrait, QueryFilter,
+    QuerySelect,
 };
 
 use crate::entities::{event, identity, invitation, user};
 use crate::events::NewEventRecord;
 use crate::users::snapshot;
-use crate::{Backend, Result, StoreError};
+use crate::{Backend, Result, Store, StoreError};
+
+/// Reads the state `decide` needs: the user linked to `(integration, external_id)`, and the
+/// tenant's other user holding `email` (with whether an owner of this integration holds it).
+async fn load_state<C: ConnectionTrait>(
+    conn: &C,
+    lock_linked: bool,
+    tenant: TenantId,
+    integration: IntegrationId,
+    external_id: &str,
+    email: Option<&NormalizedEmail>,
+) -> Result<CurrentState> {
+    let link = identity::Entity::find()
+        .filter(identity::Column::IntegrationId.eq(integration.as_uuid()))
+        .filter(identity::Column::ExternalId.eq(external_id))
+        .one(conn)
+        .await?;
+    let linked_user = match link {
+        None => None,
+        Some(link) => {
+            let mut query = user::Entity::find_by_id(link.user_id);
+            if lock_linked {
+                query = query.lock_exclusive();
+            }
+            query.one(conn).await?.map(snapshot).transpose()?
+        }
+    };
+    let mut state = CurrentState {
+        linked_user,
+        email_user: None,
+        email_user_linked_here: false,
+    };
+    let Some(email) = email else {
+        return Ok(state);
+    };
+    let holder = user::Entity::find()
+        .filter(user::Column::TenantId.eq(tenant.as_uuid()))
+        .filter(user::Column::EmailNormalized.eq(email.normalized()))
+        .one(conn)
+        .await?;
+    if let Some(holder) = holder
+        && state
+            .linked_user
+            .as_ref()
+            .is_none_or(|linked| linked.id.as_uuid() != holder.id)
+    {
+        state.email_user_linked_here = identity::Entity::find()
+            .filter(identity::Column::UserId.eq(holder.id))
+            .filter(identity::Column::IntegrationId.eq(integration.as_uuid()))
+            .one(conn)
+            .await?
+            .is_some();
+        state.email_user = Some(snapshot(holder)?);
+    }
+    Ok(state)
+}
+
+impl Store {
+    /// The same state as [`WriteTx::current_state`], read outside any transaction (for
+    /// previews that must not write).
+    pub async fn current_state(
+        &self,
+        tenant: TenantId,
+        integration: IntegrationId,
+        external_id: &str,
+        email: Option<&NormalizedEmail>,
+    ) -> Result<CurrentState> {
+        load_state(self.db(), false, tenant, integration, external_id, email).await
+    }
+}
 
 /// An open write transaction. Dropping it without [`commit`](Self::commit) rolls back.
 #[derive(Debug)]
 pub struct WriteTx {
-    tx: DatabaseTransaction,
+    pub(crate) tx: DatabaseTransaction,
     backend: Backend,
 }
 
@@ -42,51 +112,25 @@ impl WriteTx {
             .is_some())
     }
 
-    /// The user linked to `(integration, external_id)`. On PostgreSQL the row is locked for
-    /// the rest of the transaction so two events for one owner apply one after the other.
-    pub async fn linked_user(
-        &self,
-        integration: IntegrationId,
-        external_id: &str,
-    ) -> Result<Option<UserSnapshot>> {
-        let link = identity::Entity::find()
-            .filter(identity::Column::IntegrationId.eq(integration.as_uuid()))
-            .filter(identity::Column::ExternalId.eq(external_id))
-            .one(&self.tx)
-            .await?;
-        let Some(link) = link else {
-            return Ok(None);
-        };
-        let mut query = user::Entity::find_by_id(link.user_id);
-        if self.backend == Backend::Postgres {
-            query = query.lock_exclusive();
-        }
-        query.one(&self.tx).await?.map(snapshot).transpose()
-    }
-
-    /// The tenant's user with this email, and whether it is already linked to an owner of
-    /// `integration`.
-    pub async fn user_by_email(
+    /// What the database says about an owner now, for the decision. On PostgreSQL the linked
+    /// user's row is locked for the rest of the transaction, so two events for one owner apply
+    /// one after the other.
+    pub async fn current_state(
         &self,
         tenant: TenantId,
-        email: &NormalizedEmail,
         integration: IntegrationId,
-    ) -> Result<Option<(UserSnapshot, bool)>> {
-        let row = user::Entity::find()
-            .filter(user::Column::TenantId.eq(tenant.as_uuid()))
-            .filter(user::Column::EmailNormalized.eq(email.normalized()))
-            .one(&self.tx)
-            .await?;
-        let Some(row) = row else {
-            return Ok(None);
-        };
-        let linked_here = identity::Entity::find()
-            .filter(identity::Column::UserId.eq(row.id))
-            .filter(identity::Column::IntegrationId.eq(integration.as_uuid()))
-            .one(&self.tx)
-            .await?
-            .is_some();
-        Ok(Some((snapshot(row)?, linked_here)))
+        external_id: &str,
+        email: Option<&NormalizedEmail>,
+    ) -> Result<CurrentState> {
+        load_state(
+            &self.tx,
+            self.backend == Backend::Postgres,
+            tenant,
+            integration,
+            external_id,
+            email,
+        )
+        .await
     }
 
     /// Inserts a user. A taken email answers [`StoreError::Conflict`].
@@ -151,46 +195,49 @@ impl WriteTx {
         Ok(())
     }
 
-    /// Applies profile changes (and an email change) to a user; `source_updated_at` records
+    /// Applies changes (profile fields, email, status) to a user; `source_updated_at` records
     /// the CRM time of the event that carried them.
     pub async fn update_user(
         &self,
         id: UserId,
-        email: Option<&NormalizedEmail>,
-        changes: &Profile,
+        changes: &UserChanges,
         source_updated_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<()> {
         let mut update = user::Entity::update_many()
             .col_expr(user::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(user::Column::Id.eq(id.as_uuid()));
+        let profile = &changes.profile;
         let set_text = |column: user::Column, value: &Option<String>| {
             value.as_ref().map(|v| (column, Expr::value(v.clone())))
         };
         let mut sets: Vec<(user::Column, SimpleExpr)> = [
-            set_text(user::Column::FirstName, &changes.first_name),
-            set_text(user::Column::LastName, &changes.last_name),
-            set_text(user::Column::AvatarUrl, &changes.avatar_url),
-            set_text(user::Column::Title, &changes.title),
-            set_text(user::Column::Department, &changes.department),
-            set_text(user::Column::Location, &changes.location),
-            set_text(user::Column::MemberType, &changes.member_type),
+            set_text(user::Column::FirstName, &profile.first_name),
+            set_text(user::Column::LastName, &profile.last_name),
+            set_text(user::Column::AvatarUrl, &profile.avatar_url),
+            set_text(user::Column::Title, &profile.title),
+            set_text(user::Column::Department, &profile.department),
+            set_text(user::Column::Location, &profile.location),
+            set_text(user::Column::MemberType, &profile.member_type),
         ]
         .into_iter()
         .flatten()
         .collect();
-        if let Some(ids) = &changes.employee_ids {
+        if let Some(ids) = &profile.employee_ids {
             sets.push((
                 user::Column::EmployeeIds,
                 Expr::value(serde_json::to_string(ids)?),
             ));
         }
-        if let Some(email) = email {
+        if let Some(email) = &changes.email {
             sets.push((user::Column::Email, Expr::value(email.as_str())));
             sets.push((
                 user::Column::EmailNormalized,
                 Expr::value(email.normalized()),
             ));
+        }
+        if let Some(status) = changes.status {
+            sets.push((user::Column::Status, Expr::value(status.as_str())));
         }
         if let Some(at) = source_updated_at {
             sets.push((user::Column::SourceUpdatedAt, Expr::value(at.millis())));
@@ -199,6 +246,22 @@ impl WriteTx {
             update = update.col_expr(column, value);
         }
         update.exec(&self.tx).await?;
+        Ok(())
+    }
+
+    /// Records that an event at `at` was applied to a user without changing anything, so an
+    /// older event arriving later is recognised as stale.
+    pub async fn advance_source_time(&self, id: UserId, at: Timestamp) -> Result<()> {
+        user::Entity::update_many()
+            .col_expr(user::Column::SourceUpdatedAt, Expr::value(at.millis()))
+            .filter(user::Column::Id.eq(id.as_uuid()))
+            .filter(
+                sea_orm::Condition::any()
+                    .add(user::Column::SourceUpdatedAt.is_null())
+                    .add(user::Column::SourceUpdatedAt.lt(at.millis())),
+            )
+            .exec(&self.tx)
+            .await?;
         Ok(())
     }
 

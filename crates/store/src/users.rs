@@ -3,8 +3,10 @@
 use std::collections::HashMap;
 
 use domain::{IntegrationId, TeamId, TenantId, Timestamp, UserId, UserSnapshot, UserStatus};
-use sea_orm::sea_query::{Expr, Query};
-use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
+use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
+use sea_orm::{
+    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+};
 use serde::Serialize;
 
 use crate::entities::{identity, user};
@@ -178,10 +180,8 @@ impl Store {
         if let Some(q) = filter.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let pattern = like_pattern(q);
             let like = |column: user::Column| {
-                Expr::cust_with_exprs(
-                    "LOWER($1) LIKE $2 ESCAPE '\\'",
-                    [Expr::col(column), Expr::value(pattern.clone())],
-                )
+                Expr::expr(Func::lower(Expr::col(column)))
+                    .like(LikeExpr::new(pattern.clone()).escape('\\'))
             };
             query = query.filter(
                 Condition::any()

@@ -329,6 +329,41 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs a raw body to the internal API.
+    pub async fn post_raw(&self, path: &str, content_type: &str, body: String) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// GETs text (CSV) from the internal API.
+    pub async fn get_text(&self, path: &str) -> (u16, String) {
+        let response = self
+            .http
+            .get(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("GET");
+        let status = response.status().as_u16();
+        (status, response.text().await.unwrap_or_default())
+    }
+
+    /// An integration created (in draft) from a full request body; answers the creation.
+    pub async fn create_draft(&self, request: &Value) -> Value {
+        let (status, body) = self.post("/v1/integrations", request).await;
+        assert_eq!(status, 201, "creating an integration: {body}");
+        body
+    }
+
     pub async fn create_tenant(&self, name: &str) -> String {
         let (status, body) = self.post("/v1/tenants", &json!({"name": name})).await;
         assert_eq!(status, 201, "creating a tenant: {body}");
@@ -450,6 +485,33 @@ impl Client {
         let (status, body) = self.get(&format!("/v1/users{query}")).await;
         assert_eq!(status, 200, "listing users: {body}");
         body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn issues(&self, query: &str) -> Vec<Value> {
+        let (status, body) = self.get(&format!("/v1/issues{query}")).await;
+        assert_eq!(status, 200, "listing issues: {body}");
+        body["items"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Waits until the event with delivery id `message_id` is in the log, and answers it.
+    pub async fn processed(&self, integration_id: &str, message_id: &str) -> Value {
+        let query = format!("?integration_id={integration_id}&limit=500");
+        super::eventually(
+            &format!("event {message_id} to be processed"),
+            Duration::from_secs(30),
+            || {
+                let client = self.clone();
+                let query = query.clone();
+                async move {
+                    client
+                        .events(&query)
+                        .await
+                        .into_iter()
+                        .find(|event| event["provider_event_id"] == message_id)
+                }
+            },
+        )
+        .await
     }
 
     pub async fn events(&self, query: &str) -> Vec<Value> {

@@ -242,3 +242,25 @@ pub(crate) async fn update(
         .ok_or(AdminError::NotFound("integration"))?;
     Ok(Json(IntegrationView::new(updated, &state.public_url)))
 }
+
+/// `POST /v1/integrations/{id}/test`: the decisions a sample payload (sent as the CRM would,
+/// without a signature) would lead to now, computed as the worker would. Writes nothing.
+pub(crate) async fn test(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+) -> ApiResult<Json<serde_json::Value>> {
+    let integration = visible(&state, principal, &id).await?;
+    let events = resolver::preview(&state.store, &integration, &body)
+        .await
+        .map_err(|err| match err {
+            resolver::PreviewError::Payload(message) => AdminError::bad_request(None, message),
+            resolver::PreviewError::Store(err) => err.into(),
+        })?;
+    Ok(Json(serde_json::json!({
+        "integration_id": integration.id,
+        "state": integration.state,
+        "events": events,
+    })))
+}

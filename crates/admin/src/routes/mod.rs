@@ -2,6 +2,7 @@
 
 pub(crate) mod events;
 pub(crate) mod integrations;
+pub(crate) mod issues;
 pub(crate) mod tenants;
 pub(crate) mod users;
 

@@ -1,0 +1,111 @@
+//! "What would happen if this payload arrived?": the decisions for a sample payload, computed
+//! exactly as the worker would, against the current state, writing nothing.
+
+use domain::{Decision, NormalizedEmail, UserId};
+use serde::Serialize;
+use sources::{DeliveryHints, FieldMapping};
+use store::{Integration, Store, StoreError};
+
+use crate::{DecisionContext, decide};
+
+/// The decision for one owner of a sample event.
+#[derive(Debug, Clone, Serialize)]
+pub struct OwnerPreview {
+    pub external_id: String,
+    /// `create`, `link`, `update`, `none`, `ignore` or `issue`.
+    pub action: &'static str,
+    /// What the event log would record.
+    pub outcome: domain::EventOutcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<UserId>,
+    /// For a creation: the new user's status, role, and whether they would be invited.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<domain::UserStatus>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    pub invite: bool,
+}
+
+/// The decisions for one event of the sample.
+#[derive(Debug, Clone, Serialize)]
+pub struct PreviewedEvent {
+    pub provider_event_id: String,
+    pub event_type: String,
+    pub owners: Vec<OwnerPreview>,
+}
+
+/// Why a sample could not be previewed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum PreviewError {
+    /// The sample is not what the integration's source format expects.
+    #[error("{0}")]
+    Payload(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Decides every owner of every event in `body` as the worker would, without writing.
+pub async fn preview(
+    store: &Store,
+    integration: &Integration,
+    body: &[u8],
+) -> Result<Vec<PreviewedEvent>, PreviewError> {
+    let mapping = FieldMapping::for_source(
+        integration.source,
+        integration.settings.field_mapping.as_ref(),
+    );
+    let events = sources::split(
+        integration.source,
+        body,
+        &DeliveryHints::default(),
+        &mapping,
+    )
+    .map_err(|err| PreviewError::Payload(err.to_string()))?;
+    let mut previews = Vec::with_capacity(events.len());
+    for event in events {
+        let owners = sources::owners(integration.source, &event.payload, &mapping)
+            .map_err(|err| PreviewError::Payload(err.to_string()))?;
+        let context = DecisionContext {
+            event_type: &event.event_type,
+            occurred_at: event.occurred_at,
+        };
+        let mut decided = Vec::with_capacity(owners.len());
+        for owner in owners {
+            let email = owner
+                .email
+                .as_deref()
+                .and_then(|e| NormalizedEmail::parse(e).ok());
+            let state = store
+                .current_state(
+                    integration.tenant_id,
+                    integration.id,
+                    &owner.external_id,
+                    email.as_ref(),
+                )
+                .await?;
+            let decision = decide(&owner, &state, &integration.settings, &context);
+            let (status, role, invite) = match &decision {
+                Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
+                _ => (None, None, false),
+            };
+            decided.push(OwnerPreview {
+                external_id: owner.external_id,
+                action: decision.action(),
+                outcome: decision.outcome(),
+                reason: decision.reason(),
+                user_id: decision.user(),
+                status,
+                role,
+                invite,
+            });
+        }
+        previews.push(PreviewedEvent {
+            provider_event_id: event.provider_event_id,
+            event_type: event.event_type,
+            owners: decided,
+        });
+    }
+    Ok(previews)
+}
