@@ -12,6 +12,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m0001_initial;
 mod m0002_issues;
+mod m0003_dead_letters;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -23,6 +24,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m0001_initial::Migration),
             Box::new(m0002_issues::Migration),
+            Box::new(m0003_dead_letters::Migration),
         ]
     }
 }

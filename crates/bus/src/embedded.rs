@@ -1,22 +1,27 @@
 //! The embedded queue: jobs in the database (see `store::queue`). Publishing commits a row;
-//! consumers claim rows with a visibility timeout, delete them on ack, and push them into the
-//! future on retry. A process that publishes wakes its own consumers at once; consumers in
-//! other processes find work by polling.
+//! consumers claim rows with a visibility timeout, delete them on ack, push them into the
+//! future on retry, and move them to the dead-letter store when they are given up. A process
+//! that publishes wakes its own consumers at once; consumers in other processes find work by
+//! polling.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{EventId, Timestamp};
-use store::{AttemptError, QueueJob, Store};
+use store::{AttemptError, DeadReason, NewDeadLetter, QueueJob, Store};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::{BusError, ConsumeOptions, Delivery, DeliveryHandle, Published};
+use crate::{
+    BusError, ConsumeOptions, Delivery, DeliveryHandle, FailureKind, Published, QueueDepths,
+    RetryPolicy, Settled,
+};
 
 #[derive(Debug)]
 pub(crate) struct Embedded {
     store: Store,
+    retry: RetryPolicy,
     wake: Arc<Notify>,
 }
 
@@ -25,9 +30,10 @@ fn unavailable(err: &store::StoreError) -> BusError {
 }
 
 impl Embedded {
-    pub(crate) fn new(store: Store) -> Self {
+    pub(crate) fn new(store: Store, retry: RetryPolicy) -> Self {
         Self {
             store,
+            retry,
             wake: Arc::new(Notify::new()),
         }
     }
@@ -55,6 +61,19 @@ impl Embedded {
         self.store.ping().await.is_ok()
     }
 
+    pub(crate) async fn depths(&self) -> Result<QueueDepths, BusError> {
+        let stats = self
+            .store
+            .queue_stats(Timestamp::now())
+            .await
+            .map_err(|err| unavailable(&err))?;
+        Ok(QueueDepths {
+            work: stats.ready + stats.in_flight,
+            retry: stats.delayed,
+            dead: 0,
+        })
+    }
+
     pub(crate) fn consumer(
         &self,
         options: ConsumeOptions,
@@ -62,6 +81,7 @@ impl Embedded {
     ) -> EmbeddedConsumer {
         EmbeddedConsumer {
             store: self.store.clone(),
+            retry: self.retry.clone(),
             wake: Arc::clone(&self.wake),
             options,
             shutdown,
@@ -73,6 +93,7 @@ impl Embedded {
 #[derive(Debug)]
 pub(crate) struct EmbeddedConsumer {
     store: Store,
+    retry: RetryPolicy,
     wake: Arc<Notify>,
     options: ConsumeOptions,
     shutdown: CancellationToken,
@@ -84,8 +105,8 @@ impl EmbeddedConsumer {
         let mut failures: u32 = 0;
         loop {
             if self.shutdown.is_cancelled() {
-                // Claimed but undelivered jobs become visible again when their claim expires;
-                // releasing them now lets another process take them at once.
+                // Claimed but undelivered jobs would become visible again when their claim
+                // expires; releasing them now lets another process take them at once.
                 for job in self.claimed.drain(..) {
                     if let Err(err) = self.store.queue_release(job.id).await {
                         tracing::debug!(error = %err, job = job.id, "could not release a claimed job; its claim will expire");
@@ -98,8 +119,10 @@ impl EmbeddedConsumer {
                     event_id: Some(job.event_id),
                     body: job.envelope.clone().into_bytes(),
                     attempt: u32::try_from(job.attempts).unwrap_or(1),
+                    errors: job.errors.clone(),
                     handle: DeliveryHandle::Embedded(JobHandle {
                         store: self.store.clone(),
+                        retry: self.retry.clone(),
                         job,
                     }),
                 });
@@ -147,10 +170,11 @@ fn backoff(failures: u32) -> Duration {
     Duration::from_millis(100u64 << exp).min(Duration::from_secs(5))
 }
 
-/// Acknowledges or retries one claimed job.
+/// Acknowledges, retries or dead-letters one claimed job.
 #[derive(Debug)]
 pub(crate) struct JobHandle {
     store: Store,
+    retry: RetryPolicy,
     job: QueueJob,
 }
 
@@ -162,18 +186,36 @@ impl JobHandle {
             .map_err(|err| unavailable(&err))
     }
 
-    pub(crate) async fn retry(self, delay: Duration, error: &str) -> Result<(), BusError> {
+    pub(crate) async fn fail(
+        self,
+        kind: FailureKind,
+        attempt: u32,
+        errors: Vec<AttemptError>,
+    ) -> Result<Settled, BusError> {
         let now = Timestamp::now();
+        if kind == FailureKind::Transient && self.retry.retries(attempt) {
+            let delay = self.retry.delay(attempt);
+            self.store
+                .queue_retry(self.job.id, now.plus(delay), &errors)
+                .await
+                .map_err(|err| unavailable(&err))?;
+            return Ok(Settled::Retrying { after: delay });
+        }
+        let reason = match kind {
+            FailureKind::Permanent => DeadReason::Permanent,
+            FailureKind::Transient => DeadReason::AttemptsExhausted,
+        };
+        let dead = NewDeadLetter {
+            event_id: self.job.event_id,
+            envelope: self.job.envelope.clone(),
+            errors,
+            attempts: i32::try_from(attempt).unwrap_or(i32::MAX),
+            reason,
+        };
         self.store
-            .queue_retry(
-                &self.job,
-                now.plus(delay),
-                AttemptError {
-                    at: now,
-                    error: error.to_owned(),
-                },
-            )
+            .dead_letter_job(self.job.id, &dead, now)
             .await
-            .map_err(|err| unavailable(&err))
+            .map_err(|err| unavailable(&err))?;
+        Ok(Settled::DeadLettered)
     }
 }

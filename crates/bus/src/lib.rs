@@ -9,15 +9,17 @@
 
 mod amqp;
 mod embedded;
+mod retry;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{EventEnvelope, EventId};
-use store::Store;
+use store::{AttemptError, Store};
 use tokio_util::sync::CancellationToken;
 
 pub use amqp::{AmqpConfig, Topology};
+pub use retry::RetryPolicy;
 
 /// Why an event could not be queued or acknowledged.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -60,6 +62,26 @@ impl Default for ConsumeOptions {
     }
 }
 
+/// How a failed delivery should be treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    /// May succeed later (a database or broker outage, a timeout, a CRM's 429/5xx): retried
+    /// after a delay until the attempt limit, then dead-lettered.
+    Transient,
+    /// Can never succeed as is (an undecodable event, an unreadable payload, a bug): straight
+    /// to the dead-letter store, to be replayed once the cause is fixed.
+    Permanent,
+}
+
+/// What became of a failed delivery.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Settled {
+    /// Back on the queue after this delay.
+    Retrying { after: Duration },
+    /// In the dead-letter store.
+    DeadLettered,
+}
+
 /// The queue. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Bus {
@@ -75,18 +97,35 @@ enum BusKind {
 impl Bus {
     /// The database-backed queue.
     #[must_use]
-    pub fn embedded(store: Store) -> Self {
+    pub fn embedded(store: Store, retry: RetryPolicy) -> Self {
         Self {
-            kind: Arc::new(BusKind::Embedded(embedded::Embedded::new(store))),
+            kind: Arc::new(BusKind::Embedded(embedded::Embedded::new(store, retry))),
         }
     }
 
     /// RabbitMQ. Returns at once; a background task connects, declares the topology and
-    /// reconnects after failures until `shutdown` is cancelled.
+    /// reconnects after failures until `shutdown` is cancelled. `store` receives dead letters.
     #[must_use]
-    pub fn amqp(config: AmqpConfig, shutdown: CancellationToken) -> Self {
+    pub fn amqp(config: AmqpConfig, store: Store, shutdown: CancellationToken) -> Self {
         Self {
-            kind: Arc::new(BusKind::Amqp(amqp::Amqp::start(config, shutdown))),
+            kind: Arc::new(BusKind::Amqp(amqp::Amqp::start(config, store, shutdown))),
+        }
+    }
+
+    /// Moves messages the broker dead-lettered into the database's dead-letter store until
+    /// `shutdown` is cancelled (RabbitMQ only; the embedded queue dead-letters in place).
+    pub async fn drain_dead_letters(&self, shutdown: CancellationToken) {
+        match &*self.kind {
+            BusKind::Embedded(_) => shutdown.cancelled().await,
+            BusKind::Amqp(broker) => broker.drain_dead_letters(shutdown).await,
+        }
+    }
+
+    /// Messages waiting in the work, retry and dead-letter queues (for metrics).
+    pub async fn depths(&self) -> Result<QueueDepths, BusError> {
+        match &*self.kind {
+            BusKind::Embedded(queue) => queue.depths().await,
+            BusKind::Amqp(broker) => broker.depths().await,
         }
     }
 
@@ -152,38 +191,57 @@ impl Consumer {
     }
 }
 
-/// One delivery of one event. Exactly one of `ack` or `retry` must be called; dropping it
+/// Queue depths.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct QueueDepths {
+    /// Ready to be consumed (or being consumed).
+    pub work: u64,
+    /// Waiting out a retry delay.
+    pub retry: u64,
+    /// Dead-lettered and not yet moved into the database (RabbitMQ), always 0 embedded.
+    pub dead: u64,
+}
+
+/// One delivery of one event. Exactly one of `ack` or `fail` must be called; dropping it
 /// unacknowledged makes the queue redeliver it later (after the visibility timeout, or when
 /// the channel closes).
 #[derive(Debug)]
 pub struct Delivery {
     pub event_id: Option<EventId>,
     pub body: Vec<u8>,
-    /// 1 for the first delivery.
+    /// 1 for the first delivery; every earlier failed attempt or redelivery counts.
     pub attempt: u32,
+    /// The errors of earlier attempts.
+    pub errors: Vec<AttemptError>,
     handle: DeliveryHandle,
 }
 
 #[derive(Debug)]
 enum DeliveryHandle {
     Embedded(embedded::JobHandle),
-    Amqp(lapin::Acker),
+    Amqp(amqp::AmqpHandle),
 }
 
 impl Delivery {
-    /// The event is done with (applied, ignored, or recorded as failed): remove it.
+    /// The event is done with (applied or recorded): remove it.
     pub async fn ack(self) -> Result<(), BusError> {
         match self.handle {
             DeliveryHandle::Embedded(job) => job.ack().await,
-            DeliveryHandle::Amqp(acker) => amqp::ack(&acker).await,
+            DeliveryHandle::Amqp(handle) => handle.ack().await,
         }
     }
 
-    /// Processing failed transiently: deliver it again after `delay`.
-    pub async fn retry(self, delay: Duration, error: &str) -> Result<(), BusError> {
+    /// Processing failed: retry it after a delay, or, when the failure is permanent or the
+    /// attempts are spent, move it to the dead-letter store.
+    pub async fn fail(self, kind: FailureKind, error: &str) -> Result<Settled, BusError> {
+        let mut errors = self.errors;
+        errors.push(AttemptError {
+            at: domain::Timestamp::now(),
+            error: error.chars().take(2000).collect(),
+        });
         match self.handle {
-            DeliveryHandle::Embedded(job) => job.retry(delay, error).await,
-            DeliveryHandle::Amqp(acker) => amqp::requeue(&acker).await,
+            DeliveryHandle::Embedded(job) => job.fail(kind, self.attempt, errors).await,
+            DeliveryHandle::Amqp(handle) => handle.fail(kind, self.attempt, errors).await,
         }
     }
 }

@@ -177,6 +177,11 @@ impl Provisioner {
             shadow: mode == Mode::Shadow,
             attempts: i32::try_from(attempt).unwrap_or(i32::MAX),
             owners: results.clone(),
+            replayed_at: envelope.replay.as_ref().map(|replay| replay.replayed_at),
+            replayed_by: envelope
+                .replay
+                .as_ref()
+                .map(|replay| replay.replayed_by.clone()),
         };
         match tx.insert_event(&record).await {
             Ok(()) => {}
@@ -184,6 +189,9 @@ impl Provisioner {
             Err(StoreError::Conflict(_)) => return Ok(Applied::AlreadyProcessed),
             Err(err) => return Err(err),
         }
+        // Processed at last (a replay, or the sender's own retry): it leaves the dead-letter
+        // store in the same transaction that records it in the event log.
+        tx.clear_dead_letter(envelope.event_id).await?;
         tx.commit().await?;
         if invited {
             self.invitations_queued.notify_waiters();

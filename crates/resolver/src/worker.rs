@@ -1,9 +1,8 @@
 //! The consumer loop: deliveries in, committed effects and acknowledgements out.
 
 use std::sync::Arc;
-use std::time::Duration;
 
-use bus::{Bus, ConsumeOptions, Delivery};
+use bus::{Bus, ConsumeOptions, Delivery, FailureKind, Settled};
 use domain::{EventEnvelope, IntegrationState, Timestamp};
 use provisioner::{Applied, Mode, ProvisionError, Provisioner};
 use store::Store;
@@ -68,14 +67,6 @@ impl From<store::StoreError> for Failure {
     }
 }
 
-/// 1 s doubling per attempt up to 5 min, with up to 25 % jitter so that a burst of failures
-/// does not come back as a burst.
-fn retry_delay(attempt: u32) -> Duration {
-    let exp = attempt.saturating_sub(1).min(9);
-    let base = Duration::from_secs(1u64 << exp).min(Duration::from_secs(300));
-    base.mul_f64(1.0 + rand::random_range(0.0..0.25))
-}
-
 impl Worker {
     #[must_use]
     pub fn new(store: Store, bus: Bus, provisioner: Provisioner, options: WorkerOptions) -> Self {
@@ -106,8 +97,10 @@ impl Worker {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// Processes one delivery and acknowledges or retries it. A panic while processing is
-    /// contained here: the event is retried like any other failure, the consumer carries on.
+    /// Processes one delivery and settles it: acknowledged once its effects are committed,
+    /// retried after a delay when the failure is transient, dead-lettered when it is permanent
+    /// or the attempts are spent. A panic while processing is contained here (treated as a
+    /// permanent failure: a bug does not fix itself on retry); the consumer carries on.
     async fn handle(&self, delivery: Delivery) {
         let worker = self.clone();
         let body = delivery.body.clone();
@@ -117,7 +110,7 @@ impl Worker {
             Err(join) => Err(Failure::Permanent(format!("processing panicked: {join}"))),
         };
         let event_id = delivery.event_id;
-        let acknowledged = match &result {
+        let settled = match &result {
             Ok(_) => {
                 // Fault tests crash here: effects committed, delivery not yet acknowledged.
                 #[cfg(feature = "failpoints")]
@@ -125,20 +118,27 @@ impl Worker {
                 delivery.ack().await
             }
             Err(failure) => {
-                let delay = retry_delay(attempt);
-                tracing::warn!(
-                    event_id = ?event_id,
-                    attempt,
-                    retry_in_ms = delay.as_millis(),
-                    error = %failure,
-                    "event not processed; will retry"
-                );
-                delivery.retry(delay, &failure.to_string()).await
+                let kind = match failure {
+                    Failure::Transient(_) => FailureKind::Transient,
+                    Failure::Permanent(_) => FailureKind::Permanent,
+                };
+                match delivery.fail(kind, &failure.to_string()).await {
+                    Ok(Settled::Retrying { after }) => {
+                        metrics::counter!("rollcall_event_retries_total").increment(1);
+                        tracing::warn!(event_id = ?event_id, attempt, retry_in_ms = after.as_millis(), error = %failure, "event not processed; will retry");
+                        Ok(())
+                    }
+                    Ok(Settled::DeadLettered) => {
+                        tracing::warn!(event_id = ?event_id, attempt, error = %failure, "event given up: moved to the dead-letter store");
+                        Ok(())
+                    }
+                    Err(err) => Err(err),
+                }
             }
         };
-        if let Err(err) = acknowledged {
+        if let Err(err) = settled {
             // The queue will deliver it again; the event log makes that delivery a no-op.
-            tracing::warn!(event_id = ?event_id, error = %err, "could not acknowledge");
+            tracing::warn!(event_id = ?event_id, error = %err, "could not settle the delivery");
         }
     }
 
@@ -160,6 +160,16 @@ impl Worker {
             .integration(envelope.integration_id)
             .await?
             .ok_or_else(|| Failure::Permanent("integration no longer exists".to_owned()))?;
+        // Fault tests make chosen events (delivery ids starting with "poison") fail the way a
+        // persistent transient fault would.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(
+            "process-event",
+            envelope.provider_event_id.starts_with("poison"),
+            |_| Err(Failure::Transient(
+                "injected failure (process-event failpoint)".to_owned()
+            ))
+        );
         let mapping = sources::FieldMapping::for_source(
             integration.source,
             integration.settings.field_mapping.as_ref(),

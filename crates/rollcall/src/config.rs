@@ -43,6 +43,12 @@ pub(crate) struct Config {
     pub worker_concurrency: usize,
     /// Deliveries a worker holds unacknowledged.
     pub worker_prefetch: u16,
+    /// Comma-separated retry delays in milliseconds, one per attempt (the last repeats).
+    pub retry_delays_ms: String,
+    /// Attempts before an event that keeps failing goes to the dead-letter store.
+    pub max_attempts: u32,
+    /// Embedded queue: seconds a claimed event stays invisible to other workers.
+    pub queue_visibility_seconds: u64,
     /// Hours an invitation link stays valid.
     pub invitation_ttl_hours: u64,
     /// Seconds a relay's claim on an invitation lasts: after a crash mid-send, another relay
@@ -77,6 +83,9 @@ impl Default for Config {
             log_format: "text".to_owned(),
             worker_concurrency: 16,
             worker_prefetch: 64,
+            retry_delays_ms: "1000,5000,30000,120000,600000".to_owned(),
+            max_attempts: 8,
+            queue_visibility_seconds: 60,
             invitation_ttl_hours: 24 * 7,
             invitation_claim_seconds: 120,
             body_timeout_seconds: 10,
@@ -106,6 +115,9 @@ const KEYS: &[&str] = &[
     "log_format",
     "worker_concurrency",
     "worker_prefetch",
+    "retry_delays_ms",
+    "max_attempts",
+    "queue_visibility_seconds",
     "invitation_ttl_hours",
     "invitation_claim_seconds",
     "body_timeout_seconds",
@@ -173,6 +185,33 @@ impl Config {
             anyhow::bail!("ROLLCALL_AMQP_URL must start with amqp:// or amqps://");
         }
         Ok(())
+    }
+
+    /// The retry policy: delay tiers and the attempt limit.
+    pub(crate) fn retry_policy(&self) -> anyhow::Result<bus::RetryPolicy> {
+        let delays = self
+            .retry_delays_ms
+            .split(',')
+            .map(str::trim)
+            .filter(|part| !part.is_empty())
+            .map(|part| {
+                part.parse::<u64>()
+                    .ok()
+                    .filter(|ms| *ms > 0)
+                    .map(std::time::Duration::from_millis)
+                    .ok_or_else(|| anyhow::anyhow!("ROLLCALL_RETRY_DELAYS_MS: {part:?} is not a positive number of milliseconds"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        if delays.is_empty() {
+            anyhow::bail!("ROLLCALL_RETRY_DELAYS_MS must list at least one delay");
+        }
+        if self.max_attempts == 0 {
+            anyhow::bail!("ROLLCALL_MAX_ATTEMPTS must be at least 1");
+        }
+        Ok(bus::RetryPolicy {
+            delays,
+            max_attempts: self.max_attempts,
+        })
     }
 
     /// The ConnectWise key hosts as a list.

@@ -33,16 +33,22 @@ pub(crate) enum Role {
 /// How long in-flight work may take to finish after a shutdown signal.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(30);
 
-pub(crate) fn build_bus(config: &Config, store: &Store, shutdown: CancellationToken) -> Bus {
-    match &config.amqp_url {
+pub(crate) fn build_bus(
+    config: &Config,
+    store: &Store,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Bus> {
+    let retry = config.retry_policy()?;
+    Ok(match &config.amqp_url {
         Some(url) => {
             let mut amqp = AmqpConfig::new(url.clone());
             amqp.prefix.clone_from(&config.amqp_prefix);
             amqp.delivery_limit = config.amqp_delivery_limit;
-            Bus::amqp(amqp, shutdown)
+            amqp.retry = retry;
+            Bus::amqp(amqp, store.clone(), shutdown)
         }
-        None => Bus::embedded(store.clone()),
-    }
+        None => Bus::embedded(store.clone(), retry),
+    })
 }
 
 fn say(line: &str) {
@@ -105,7 +111,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     // The queue connection outlives the intake so that in-flight events can be acknowledged.
     let bus_shutdown = CancellationToken::new();
     let store = setup::open_store(&config).await?;
-    let bus = build_bus(&config, &store, bus_shutdown.clone());
+    let bus = build_bus(&config, &store, bus_shutdown.clone())?;
     say(&format!(
         "rollcall {} (database: {:?}, queue: {})",
         env!("CARGO_PKG_VERSION"),
@@ -160,6 +166,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
                 concurrency: config.worker_concurrency,
                 consume: ConsumeOptions {
                     prefetch: config.worker_prefetch,
+                    visibility_timeout: Duration::from_secs(config.queue_visibility_seconds),
                     ..ConsumeOptions::default()
                 },
             },
@@ -167,6 +174,12 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
         let intake = shutdown.clone();
         tasks.spawn(async move {
             worker.run(intake).await;
+            Ok(())
+        });
+        let drainer_bus = bus.clone();
+        let drainer_stop = shutdown.clone();
+        tasks.spawn(async move {
+            drainer_bus.drain_dead_letters(drainer_stop).await;
             Ok(())
         });
         let transport = match &config.smtp_url {

@@ -167,6 +167,8 @@ pub mod event {
         pub shadow: bool,
         pub attempts: i32,
         pub details: String,
+        pub replayed_at: Option<i64>,
+        pub replayed_by: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -265,6 +267,36 @@ pub mod issue {
         pub updated_at: i64,
         pub resolved_at: Option<i64>,
         pub resolved_by_event_id: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod dead_letter {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "dead_letters")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub integration_id: Uuid,
+        pub event_id: Uuid,
+        pub provider_event_id: String,
+        pub event_type: String,
+        pub envelope: String,
+        pub errors: String,
+        pub attempts: i32,
+        pub reason: String,
+        pub first_failed_at: i64,
+        pub dead_at: i64,
+        pub replayed_at: Option<i64>,
+        pub replayed_by: Option<String>,
+        pub replay_count: i32,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

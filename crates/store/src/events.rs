@@ -41,6 +41,9 @@ pub struct EventRecord {
     pub shadow: bool,
     pub attempts: i32,
     pub owners: Vec<OwnerOutcome>,
+    /// Set when the event was applied by an operator's replay of a dead letter.
+    pub replayed_at: Option<Timestamp>,
+    pub replayed_by: Option<String>,
 }
 
 impl TryFrom<event::Model> for EventRecord {
@@ -63,6 +66,8 @@ impl TryFrom<event::Model> for EventRecord {
             shadow: row.shadow,
             attempts: row.attempts,
             owners: serde_json::from_str(&row.details)?,
+            replayed_at: row.replayed_at.map(Timestamp::from_millis),
+            replayed_by: row.replayed_by,
         })
     }
 }
@@ -85,6 +90,8 @@ pub struct NewEventRecord {
     pub shadow: bool,
     pub attempts: i32,
     pub owners: Vec<OwnerOutcome>,
+    pub replayed_at: Option<Timestamp>,
+    pub replayed_by: Option<String>,
 }
 
 /// Filters for the event log.

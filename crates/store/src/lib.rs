@@ -8,6 +8,7 @@
 //! (transient or not, conflict or not).
 
 mod cipher;
+mod dead_letters;
 mod entities;
 mod error;
 mod events;
@@ -31,6 +32,7 @@ use sea_orm::{
 };
 
 pub use cipher::{BadKey, SecretCipher};
+pub use dead_letters::{DeadLetterFilter, DeadLetterRecord, DeadReason, NewDeadLetter};
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventRecord, NewEventRecord, OwnerOutcome};
 pub use integrations::{Integration, MAX_OLD_SECRETS, NewIntegration};

@@ -327,6 +327,8 @@ impl WriteTx {
             shadow: Set(record.shadow),
             attempts: Set(record.attempts),
             details: Set(serde_json::to_string(&record.owners)?),
+            replayed_at: Set(record.replayed_at.map(Timestamp::millis)),
+            replayed_by: Set(record.replayed_by.clone()),
         })
         .exec_without_returning(&self.tx)
         .await?;

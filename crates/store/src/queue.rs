@@ -128,15 +128,13 @@ impl Store {
         Ok(())
     }
 
-    /// Makes a job visible again at `available_at`, recording why this attempt failed.
+    /// Makes a job visible again at `available_at`, with its attempts' errors so far.
     pub async fn queue_retry(
         &self,
-        job: &QueueJob,
+        job_id: i64,
         available_at: Timestamp,
-        error: AttemptError,
+        errors: &[AttemptError],
     ) -> Result<()> {
-        let mut errors = job.errors.clone();
-        errors.push(error);
         queue_job::Entity::update_many()
             .col_expr(
                 queue_job::Column::LockedUntil,
@@ -148,9 +146,9 @@ impl Store {
             )
             .col_expr(
                 queue_job::Column::Errors,
-                Expr::value(serde_json::to_string(&errors)?),
+                Expr::value(serde_json::to_string(errors)?),
             )
-            .filter(queue_job::Column::Id.eq(job.id))
+            .filter(queue_job::Column::Id.eq(job_id))
             .exec(self.db())
             .await?;
         Ok(())

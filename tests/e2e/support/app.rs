@@ -15,6 +15,24 @@ use super::{eventually, sign};
 
 pub const OPERATOR_TOKEN: &str = "test-operator-token";
 
+/// Retry delays every test process uses unless a test sets its own: short, so retries and
+/// dead-lettering happen within a test's time.
+pub const RETRY_DELAYS_MS: &str = "200,400,800";
+pub const MAX_ATTEMPTS: u32 = 4;
+
+/// The retry policy matching [`RETRY_DELAYS_MS`] (its RabbitMQ queues are cleaned up after a
+/// test).
+pub fn test_retry_policy() -> bus::RetryPolicy {
+    bus::RetryPolicy {
+        delays: RETRY_DELAYS_MS
+            .split(',')
+            .filter_map(|ms| ms.parse().ok())
+            .map(Duration::from_millis)
+            .collect(),
+        max_attempts: MAX_ATTEMPTS,
+    }
+}
+
 /// Which database and queue the processes use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -118,6 +136,8 @@ impl TestEnv {
             .env("ROLLCALL_INGRESS_ADDR", "127.0.0.1:0")
             .env("ROLLCALL_ADMIN_ADDR", "127.0.0.1:0")
             .env("ROLLCALL_LOG", "info,sqlx=warn")
+            .env("ROLLCALL_RETRY_DELAYS_MS", RETRY_DELAYS_MS)
+            .env("ROLLCALL_MAX_ATTEMPTS", MAX_ATTEMPTS.to_string())
             .kill_on_drop(true);
         if let Some(rabbit) = &self.rabbit {
             command

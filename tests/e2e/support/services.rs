@@ -141,7 +141,7 @@ pub async fn fresh_rabbit() -> Option<RabbitPrefix> {
 
 impl RabbitPrefix {
     fn topology(&self) -> bus::Topology {
-        bus::Topology::new(&self.prefix)
+        bus::Topology::new(&self.prefix, &super::app::test_retry_policy())
     }
 
     /// Messages waiting in the work queue now.

@@ -4,32 +4,47 @@
 //! `deploy/rabbitmq/definitions.json` for the same as a definitions file):
 //! - `{prefix}rollcall.events`: durable direct exchange; events are published to it with
 //!   routing key `work`, `mandatory` set, persistent, and a publisher confirm awaited.
-//! - `{prefix}rollcall.work`: quorum queue bound to it. `x-delivery-limit` caps redeliveries;
-//!   past it the broker dead-letters the message to `{prefix}rollcall.dead-letter` (fanout)
-//!   with the `at-least-once` strategy (which needs `x-overflow: reject-publish`), so a
-//!   dead-lettered message is never dropped in transit.
-//! - `{prefix}rollcall.dead`: quorum queue bound to the dead-letter exchange.
+//! - `{prefix}rollcall.work`: quorum queue bound to it. `x-delivery-limit` caps redeliveries
+//!   (a consumer that keeps crashing on a message); past it the broker dead-letters the message
+//!   to `{prefix}rollcall.dead-letter` (fanout) with the `at-least-once` strategy (which needs
+//!   `x-overflow: reject-publish`), so a dead-lettered message is never dropped in transit.
+//! - `{prefix}rollcall.retry.<ms>ms`: one quorum queue per retry delay (each tier of the retry
+//!   policy, at each jitter factor), with that delay as its queue-level `x-message-ttl` and the
+//!   events exchange (routing key `work`) as its at-least-once dead-letter target: a message
+//!   published there comes back to the work queue when its delay has passed. Queue-level TTL,
+//!   not per-message TTL, because RabbitMQ expires messages only at the head of a queue: one
+//!   delay per queue keeps expiry in order.
+//! - `{prefix}rollcall.dead`: quorum queue bound to the dead-letter exchange, drained into the
+//!   database's dead-letter store (see `consume.rs`).
+//!
+//! A failed event is republished (confirmed) to a retry queue or the dead-letter exchange,
+//! carrying `x-rollcall-attempt` and `x-rollcall-errors` headers, and only then is the original
+//! acknowledged: a crash in between duplicates the message, never loses it.
 //!
 //! Connections use lapin's auto-recovery; a supervisor task around it reconnects from scratch
 //! when recovery gives up, so the process never needs a restart after a broker outage.
+
+mod consume;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use domain::EventId;
-use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions, BasicQosOptions,
-    ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions, QueueBindOptions,
+    QueueDeclareOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{
     BasicProperties, Channel, Confirmation, Connection, ConnectionProperties, ExchangeKind,
 };
+use store::Store;
 use tokio::sync::{RwLock, watch};
 use tokio_util::sync::CancellationToken;
 
-use crate::{BusError, ConsumeOptions, Delivery, DeliveryHandle, Published};
+pub(crate) use consume::{AmqpConsumer, AmqpHandle};
+
+use crate::{BusError, Published, QueueDepths, RetryPolicy};
 
 /// The routing key of the work queue's binding.
 const WORK_ROUTING_KEY: &str = "work";
@@ -46,6 +61,7 @@ pub struct AmqpConfig {
     pub delivery_limit: u32,
     /// How long to wait for a publisher confirm before answering "not durable".
     pub confirm_timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
 impl AmqpConfig {
@@ -56,6 +72,7 @@ impl AmqpConfig {
             prefix: String::new(),
             delivery_limit: 20,
             confirm_timeout: Duration::from_secs(5),
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -64,13 +81,15 @@ impl AmqpConfig {
 #[derive(Debug, Clone)]
 pub struct Topology {
     prefix: String,
+    retry_delays: Vec<Duration>,
 }
 
 impl Topology {
     #[must_use]
-    pub fn new(prefix: &str) -> Self {
+    pub fn new(prefix: &str, retry: &RetryPolicy) -> Self {
         Self {
             prefix: prefix.to_owned(),
+            retry_delays: retry.all_delays(),
         }
     }
 
@@ -94,10 +113,27 @@ impl Topology {
         format!("{}rollcall.dead", self.prefix)
     }
 
+    /// The queue a retry waiting `delay` goes to.
+    #[must_use]
+    pub fn retry_queue(&self, delay: Duration) -> String {
+        format!("{}rollcall.retry.{}ms", self.prefix, delay.as_millis())
+    }
+
+    /// Every retry queue.
+    #[must_use]
+    pub fn retry_queues(&self) -> Vec<String> {
+        self.retry_delays
+            .iter()
+            .map(|delay| self.retry_queue(*delay))
+            .collect()
+    }
+
     /// Every queue name, for tools that inspect or remove them.
     #[must_use]
     pub fn queues(&self) -> Vec<String> {
-        vec![self.work_queue(), self.dead_queue()]
+        let mut queues = vec![self.work_queue(), self.dead_queue()];
+        queues.extend(self.retry_queues());
+        queues
     }
 
     /// Every exchange name.
@@ -130,6 +166,7 @@ impl Link {
 struct Shared {
     config: AmqpConfig,
     topology: Topology,
+    store: Store,
     link: RwLock<Option<Link>>,
     /// Bumped whenever a new link is installed, so waiting consumers resubscribe.
     generation: watch::Sender<u64>,
@@ -148,6 +185,21 @@ fn text(value: &str) -> AMQPValue {
     AMQPValue::LongString(value.into())
 }
 
+/// Arguments shared by every quorum queue that dead-letters somewhere: the `at-least-once`
+/// strategy (a message is only removed once the target confirmed it), which needs
+/// `reject-publish` overflow.
+fn dead_lettering(target_exchange: &str, routing_key: Option<&str>) -> FieldTable {
+    let mut args = FieldTable::default();
+    args.insert("x-queue-type".into(), text("quorum"));
+    args.insert("x-dead-letter-exchange".into(), text(target_exchange));
+    if let Some(key) = routing_key {
+        args.insert("x-dead-letter-routing-key".into(), text(key));
+    }
+    args.insert("x-dead-letter-strategy".into(), text("at-least-once"));
+    args.insert("x-overflow".into(), text("reject-publish"));
+    args
+}
+
 async fn declare_topology(
     channel: &Channel,
     config: &AmqpConfig,
@@ -160,6 +212,17 @@ async fn declare_topology(
     let durable_queue = QueueDeclareOptions {
         durable: true,
         ..QueueDeclareOptions::default()
+    };
+    let bind = |queue: String, exchange: String, key: &'static str| async move {
+        channel
+            .queue_bind(
+                queue.as_str().into(),
+                exchange.as_str().into(),
+                key.into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
     };
     channel
         .exchange_declare(
@@ -178,45 +241,42 @@ async fn declare_topology(
         )
         .await?;
 
-    let mut work = FieldTable::default();
-    work.insert("x-queue-type".into(), text("quorum"));
+    let mut work = dead_lettering(&topology.dead_letter_exchange(), None);
     work.insert(
         "x-delivery-limit".into(),
         AMQPValue::LongInt(i32::try_from(config.delivery_limit).unwrap_or(i32::MAX)),
     );
-    work.insert(
-        "x-dead-letter-exchange".into(),
-        text(&topology.dead_letter_exchange()),
-    );
-    work.insert("x-dead-letter-strategy".into(), text("at-least-once"));
-    work.insert("x-overflow".into(), text("reject-publish"));
     channel
         .queue_declare(topology.work_queue().as_str().into(), durable_queue, work)
         .await?;
-    channel
-        .queue_bind(
-            topology.work_queue().as_str().into(),
-            topology.events_exchange().as_str().into(),
-            WORK_ROUTING_KEY.into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    bind(
+        topology.work_queue(),
+        topology.events_exchange(),
+        WORK_ROUTING_KEY,
+    )
+    .await?;
+
+    for delay in &topology.retry_delays {
+        let mut retry = dead_lettering(&topology.events_exchange(), Some(WORK_ROUTING_KEY));
+        retry.insert(
+            "x-message-ttl".into(),
+            AMQPValue::LongLongInt(i64::try_from(delay.as_millis()).unwrap_or(i64::MAX)),
+        );
+        channel
+            .queue_declare(
+                topology.retry_queue(*delay).as_str().into(),
+                durable_queue,
+                retry,
+            )
+            .await?;
+    }
 
     let mut dead = FieldTable::default();
     dead.insert("x-queue-type".into(), text("quorum"));
     channel
         .queue_declare(topology.dead_queue().as_str().into(), durable_queue, dead)
         .await?;
-    channel
-        .queue_bind(
-            topology.dead_queue().as_str().into(),
-            topology.dead_letter_exchange().as_str().into(),
-            "".into(),
-            QueueBindOptions::default(),
-            FieldTable::default(),
-        )
-        .await?;
+    bind(topology.dead_queue(), topology.dead_letter_exchange(), "").await?;
     Ok(())
 }
 
@@ -303,22 +363,83 @@ fn redact(url: &str) -> String {
     }
 }
 
+/// Persistent JSON properties for an event, with rollcall's retry headers when given.
+fn properties(event_id: EventId, headers: Option<FieldTable>) -> BasicProperties {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_content_type("application/json".into())
+        .with_message_id(event_id.to_string().as_str().into());
+    match headers {
+        Some(headers) => properties.with_headers(headers),
+        None => properties,
+    }
+}
+
+impl Shared {
+    async fn usable_link(&self) -> Result<Link, BusError> {
+        self.link
+            .read()
+            .await
+            .clone()
+            .filter(Link::usable)
+            .ok_or_else(|| unavailable("not connected to RabbitMQ"))
+    }
+
+    /// Publishes with `mandatory` set and waits for the broker's confirm; an ack that carries
+    /// the message back (unroutable) is a failure.
+    async fn publish_confirmed(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        body: &[u8],
+        properties: BasicProperties,
+    ) -> Result<(), BusError> {
+        let link = self.usable_link().await?;
+        let publish = async {
+            link.publisher
+                .basic_publish(
+                    exchange.into(),
+                    routing_key.into(),
+                    BasicPublishOptions {
+                        mandatory: true,
+                        ..BasicPublishOptions::default()
+                    },
+                    body,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        match tokio::time::timeout(self.config.confirm_timeout, publish).await {
+            Ok(Ok(Confirmation::Ack(None))) => Ok(()),
+            // An ack that carries the message back means it reached no queue.
+            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(unavailable(format!(
+                "broker returned the message: {}",
+                returned.reply_text
+            ))),
+            Ok(Ok(Confirmation::Nack(_))) => Err(unavailable("broker refused the message")),
+            Ok(Ok(Confirmation::NotRequested)) => {
+                Err(unavailable("publisher confirms are not enabled"))
+            }
+            Ok(Err(err)) => Err(unavailable(err)),
+            Err(_) => Err(unavailable("no publisher confirm in time")),
+        }
+    }
+}
+
 impl Amqp {
-    pub(crate) fn start(config: AmqpConfig, shutdown: CancellationToken) -> Self {
-        let topology = Topology::new(&config.prefix);
+    pub(crate) fn start(config: AmqpConfig, store: Store, shutdown: CancellationToken) -> Self {
+        let topology = Topology::new(&config.prefix, &config.retry);
         let (generation, _) = watch::channel(0);
         let shared = Arc::new(Shared {
             config,
             topology,
+            store,
             link: RwLock::new(None),
             generation,
         });
         tokio::spawn(supervise(Arc::clone(&shared), shutdown));
         Self { shared }
-    }
-
-    async fn link(&self) -> Option<Link> {
-        self.shared.link.read().await.clone()
     }
 
     pub(crate) fn is_ready(&self) -> bool {
@@ -335,205 +456,70 @@ impl Amqp {
         event_id: EventId,
         body: &[u8],
     ) -> Result<Published, BusError> {
-        let link = self
-            .link()
-            .await
-            .filter(Link::usable)
-            .ok_or_else(|| unavailable("not connected to RabbitMQ"))?;
-        let properties = BasicProperties::default()
-            .with_delivery_mode(2)
-            .with_content_type("application/json".into())
-            .with_message_id(event_id.to_string().as_str().into());
         let exchange = self.shared.topology.events_exchange();
-        let publish = async {
-            link.publisher
-                .basic_publish(
-                    exchange.as_str().into(),
-                    WORK_ROUTING_KEY.into(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        ..BasicPublishOptions::default()
-                    },
-                    body,
-                    properties,
-                )
-                .await?
-                .await
-        };
-        match tokio::time::timeout(self.shared.config.confirm_timeout, publish).await {
-            Ok(Ok(Confirmation::Ack(None))) => Ok(Published::Queued),
-            // An ack that carries the message back means it reached no queue.
-            Ok(Ok(Confirmation::Ack(Some(returned)))) => Err(unavailable(format!(
-                "broker returned the message: {}",
-                returned.reply_text
-            ))),
-            Ok(Ok(Confirmation::Nack(_))) => Err(unavailable("broker refused the message")),
-            Ok(Ok(Confirmation::NotRequested)) => {
-                Err(unavailable("publisher confirms are not enabled"))
-            }
-            Ok(Err(err)) => Err(unavailable(err)),
-            Err(_) => Err(unavailable("no publisher confirm in time")),
-        }
+        self.shared
+            .publish_confirmed(
+                &exchange,
+                WORK_ROUTING_KEY,
+                body,
+                properties(event_id, None),
+            )
+            .await?;
+        Ok(Published::Queued)
     }
 
-    pub(crate) fn consumer(
-        &self,
-        options: ConsumeOptions,
-        shutdown: CancellationToken,
-    ) -> AmqpConsumer {
-        AmqpConsumer {
-            shared: Arc::clone(&self.shared),
-            options,
-            shutdown,
-            subscription: None,
-        }
-    }
-}
-
-/// One channel consuming the work queue, resubscribed after any failure.
-pub(crate) struct AmqpConsumer {
-    shared: Arc<Shared>,
-    options: ConsumeOptions,
-    shutdown: CancellationToken,
-    subscription: Option<(Channel, lapin::Consumer)>,
-}
-
-impl std::fmt::Debug for AmqpConsumer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AmqpConsumer")
-            .field("subscribed", &self.subscription.is_some())
-            .finish_non_exhaustive()
-    }
-}
-
-impl AmqpConsumer {
-    async fn subscribe(&self) -> Result<(Channel, lapin::Consumer), BusError> {
-        let link = self
-            .shared
-            .link
-            .read()
-            .await
-            .clone()
-            .filter(Link::usable)
-            .ok_or_else(|| unavailable("not connected to RabbitMQ"))?;
+    pub(crate) async fn depths(&self) -> Result<QueueDepths, BusError> {
+        let link = self.shared.usable_link().await?;
+        // A channel of its own: a failed passive declare closes the channel it runs on.
         let channel = link
             .connection
             .create_channel()
             .await
             .map_err(unavailable)?;
-        // Prefetch applies per consumer: `global` has no meaning on quorum queues.
-        channel
-            .basic_qos(self.options.prefetch, BasicQosOptions { global: false })
-            .await
-            .map_err(unavailable)?;
-        let consumer = channel
-            .basic_consume(
-                self.shared.topology.work_queue().as_str().into(),
-                "".into(),
-                BasicConsumeOptions {
-                    no_ack: false,
-                    ..BasicConsumeOptions::default()
-                },
-                FieldTable::default(),
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok((channel, consumer))
-    }
-
-    pub(crate) async fn next(&mut self) -> Option<Delivery> {
-        let mut failures: u32 = 0;
-        let mut generation = self.shared.generation.subscribe();
-        loop {
-            if self.shutdown.is_cancelled() {
-                if let Some((channel, _)) = self.subscription.take() {
-                    // Closing the channel hands unacknowledged deliveries back to the queue.
-                    let _ = channel.close(200, "shutdown".into()).await;
-                }
-                return None;
-            }
-            if self.subscription.is_none() {
-                match self.subscribe().await {
-                    Ok(subscription) => {
-                        failures = 0;
-                        self.subscription = Some(subscription);
-                    }
-                    Err(err) => {
-                        failures = failures.saturating_add(1);
-                        if failures == 1 {
-                            tracing::debug!(error = %err, "consumer waiting for RabbitMQ");
-                        }
-                        tokio::select! {
-                            () = self.shutdown.cancelled() => {}
-                            _ = generation.changed() => {}
-                            () = tokio::time::sleep(backoff(failures)) => {}
-                        }
-                        continue;
-                    }
-                }
-            }
-            let Some((_, consumer)) = self.subscription.as_mut() else {
-                continue;
-            };
-            tokio::select! {
-                () = self.shutdown.cancelled() => {}
-                item = consumer.next() => match item {
-                    Some(Ok(delivery)) => return Some(to_delivery(delivery)),
-                    Some(Err(err)) => {
-                        tracing::warn!(error = %err, "consumer channel failed; resubscribing");
-                        self.subscription = None;
-                    }
-                    None => self.subscription = None,
-                },
+        let topology = &self.shared.topology;
+        let mut depths = QueueDepths::default();
+        for (queue, slot) in [(topology.work_queue(), 0), (topology.dead_queue(), 2)]
+            .into_iter()
+            .chain(topology.retry_queues().into_iter().map(|queue| (queue, 1)))
+        {
+            let declared = channel
+                .queue_declare(
+                    queue.as_str().into(),
+                    QueueDeclareOptions {
+                        passive: true,
+                        ..QueueDeclareOptions::default()
+                    },
+                    FieldTable::default(),
+                )
+                .await
+                .map_err(unavailable)?;
+            let count = u64::from(declared.message_count());
+            match slot {
+                0 => depths.work += count,
+                1 => depths.retry += count,
+                _ => depths.dead += count,
             }
         }
+        let _ = channel.close(200, "done".into()).await;
+        Ok(depths)
     }
-}
 
-fn delivery_count(properties: &BasicProperties) -> u32 {
-    let Some(headers) = properties.headers() else {
-        return 0;
-    };
-    match headers.inner().get("x-delivery-count") {
-        Some(AMQPValue::LongLongInt(n)) => u32::try_from(*n).unwrap_or(0),
-        Some(AMQPValue::LongInt(n)) => u32::try_from(*n).unwrap_or(0),
-        Some(AMQPValue::LongUInt(n)) => *n,
-        Some(AMQPValue::ShortInt(n)) => u32::try_from(*n).unwrap_or(0),
-        _ => 0,
+    pub(crate) fn consumer(
+        &self,
+        options: crate::ConsumeOptions,
+        shutdown: CancellationToken,
+    ) -> AmqpConsumer {
+        AmqpConsumer::new(
+            Arc::clone(&self.shared),
+            self.shared.topology.work_queue(),
+            options,
+            shutdown,
+        )
     }
-}
 
-fn to_delivery(delivery: lapin::message::Delivery) -> Delivery {
-    let event_id = delivery
-        .properties
-        .message_id()
-        .as_ref()
-        .and_then(|id| id.as_str().parse().ok());
-    Delivery {
-        event_id,
-        attempt: delivery_count(&delivery.properties).saturating_add(1),
-        body: delivery.data,
-        handle: DeliveryHandle::Amqp(delivery.acker),
+    pub(crate) async fn drain_dead_letters(&self, shutdown: CancellationToken) {
+        consume::drain_dead_letters(Arc::clone(&self.shared), shutdown).await;
     }
-}
-
-pub(crate) async fn ack(acker: &lapin::Acker) -> Result<(), BusError> {
-    acker
-        .ack(BasicAckOptions::default())
-        .await
-        .map(|_| ())
-        .map_err(unavailable)
-}
-
-pub(crate) async fn requeue(acker: &lapin::Acker) -> Result<(), BusError> {
-    acker
-        .nack(BasicNackOptions {
-            requeue: true,
-            ..BasicNackOptions::default()
-        })
-        .await
-        .map(|_| ())
-        .map_err(unavailable)
 }
 
 #[cfg(test)]
@@ -551,8 +537,13 @@ mod tests {
 
     #[test]
     fn names_carry_the_prefix() {
-        let topology = Topology::new("t1.");
+        let topology = Topology::new("t1.", &RetryPolicy::default());
         assert_eq!(topology.work_queue(), "t1.rollcall.work");
         assert_eq!(topology.events_exchange(), "t1.rollcall.events");
+        assert_eq!(
+            topology.retry_queue(Duration::from_secs(5)),
+            "t1.rollcall.retry.5000ms"
+        );
+        assert_eq!(topology.queues().len(), 12);
     }
 }
