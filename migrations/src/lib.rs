@@ -13,6 +13,7 @@ pub use sea_orm_migration::prelude::*;
 mod m0001_initial;
 mod m0002_issues;
 mod m0003_dead_letters;
+mod m0004_invitation_tokens;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -25,6 +26,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0001_initial::Migration),
             Box::new(m0002_issues::Migration),
             Box::new(m0003_dead_letters::Migration),
+            Box::new(m0004_invitation_tokens::Migration),
         ]
     }
 }

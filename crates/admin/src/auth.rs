@@ -46,6 +46,10 @@ impl Principal {
     }
 }
 
+/// Who made a request, for records such as "replayed by".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor(pub String);
+
 fn bearer(request: &Request) -> Option<&str> {
     let value = request
         .headers()
@@ -59,21 +63,24 @@ fn bearer(request: &Request) -> Option<&str> {
         .filter(|token| !token.is_empty())
 }
 
-async fn principal(state: &AdminState, token: &str) -> ApiResult<Principal> {
+async fn principal(state: &AdminState, token: &str) -> ApiResult<(Principal, Actor)> {
     let hash = store::token_hash(token);
     if let Some(configured) = &state.operator_token_hash
         && bool::from(hash.as_bytes().ct_eq(configured.as_bytes()))
     {
-        return Ok(Principal::Operator);
+        return Ok((Principal::Operator, Actor("operator".to_owned())));
     }
     // Stored tokens are found by the hash of the presented value, so the secret itself is
     // never compared byte by byte.
     match state.store.token_by_hash(&hash).await? {
-        Some(token) => match (token.kind, token.tenant_id) {
-            (TokenKind::Operator, _) => Ok(Principal::Operator),
-            (TokenKind::Tenant, Some(tenant)) => Ok(Principal::Tenant(tenant)),
-            (TokenKind::Tenant, None) => Err(AdminError::InvalidToken),
-        },
+        Some(token) => {
+            let actor = Actor(format!("token {} ({})", token.id, token.name));
+            match (token.kind, token.tenant_id) {
+                (TokenKind::Operator, _) => Ok((Principal::Operator, actor)),
+                (TokenKind::Tenant, Some(tenant)) => Ok((Principal::Tenant(tenant), actor)),
+                (TokenKind::Tenant, None) => Err(AdminError::InvalidToken),
+            }
+        }
         None => Err(AdminError::InvalidToken),
     }
 }
@@ -88,8 +95,9 @@ pub(crate) async fn authenticate(
         return AdminError::MissingToken.into_response();
     };
     match principal(&state, token).await {
-        Ok(principal) => {
+        Ok((principal, actor)) => {
             request.extensions_mut().insert(principal);
+            request.extensions_mut().insert(actor);
             next.run(request).await
         }
         Err(err) => err.into_response(),

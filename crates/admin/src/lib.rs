@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use bus::Bus;
 use store::Store;
 
-pub use auth::Principal;
+pub use auth::{Actor, Principal};
 pub use error::{AdminError, ApiResult};
 
 /// What the internal API needs.
@@ -58,6 +58,19 @@ pub fn router(state: AdminState) -> Router {
         .route(
             "/v1/integrations/{id}/test",
             post(routes::integrations::test),
+        )
+        .route("/v1/dead-letters", get(routes::dead_letters::list))
+        .route(
+            "/v1/dead-letters/replay",
+            post(routes::dead_letters::replay_many),
+        )
+        .route(
+            "/v1/dead-letters/{id}",
+            get(routes::dead_letters::show).delete(routes::dead_letters::drop_one),
+        )
+        .route(
+            "/v1/dead-letters/{id}/replay",
+            post(routes::dead_letters::replay_one),
         )
         .route("/v1/issues", get(routes::issues::list))
         .route("/v1/issues.csv", get(routes::issues::csv))

@@ -340,3 +340,76 @@ pub async fn rotate_secret(
         previous_secret_valid_until,
     })
 }
+
+/// What a (bulk) replay did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReplayReport {
+    /// Dead letters the filter matched.
+    pub matched: u64,
+    /// Republished (absent on a dry run).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replayed: Option<u64>,
+    /// Dead letters that could not be replayed, with why.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub failed: Vec<ReplayFailure>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReplayFailure {
+    pub id: domain::DeadLetterId,
+    pub error: String,
+}
+
+/// Republishes the dead letters matching `filter` with their original event ids (so replaying
+/// twice has no second effect), recording who replayed them and when. With `dry_run`, only
+/// counts them.
+pub async fn replay_dead_letters(
+    store: &Store,
+    bus: &bus::Bus,
+    filter: &store::DeadLetterFilter,
+    actor: &str,
+    dry_run: bool,
+) -> ApiResult<ReplayReport> {
+    if dry_run {
+        return Ok(ReplayReport {
+            matched: store.count_dead_letters(filter).await?,
+            ..ReplayReport::default()
+        });
+    }
+    let letters = store.dead_letters_matching(filter).await?;
+    let mut report = ReplayReport {
+        matched: letters.len() as u64,
+        replayed: Some(0),
+        failed: Vec::new(),
+    };
+    for letter in letters {
+        let mut envelope: domain::EventEnvelope =
+            match serde_json::from_value(letter.envelope.clone()) {
+                Ok(envelope) => envelope,
+                Err(err) => {
+                    report.failed.push(ReplayFailure {
+                        id: letter.id,
+                        error: format!("the stored event cannot be decoded: {err}"),
+                    });
+                    continue;
+                }
+            };
+        let now = Timestamp::now();
+        envelope.replay = Some(domain::ReplayInfo {
+            replayed_by: actor.to_owned(),
+            replayed_at: now,
+        });
+        match bus.publish(&envelope).await {
+            Ok(_) => {
+                store.mark_replayed(letter.id, actor, now).await?;
+                metrics::counter!("rollcall_replays_total").increment(1);
+                report.replayed = report.replayed.map(|n| n + 1);
+            }
+            Err(err) => {
+                // The queue is down: stop here; what was not republished stays dead-lettered.
+                return Err(AdminError::Unavailable(err.to_string()));
+            }
+        }
+    }
+    Ok(report)
+}

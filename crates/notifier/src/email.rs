@@ -9,6 +9,7 @@ use store::ClaimedInvitation;
 /// Builds the email for a claimed invitation carrying `link`.
 pub(crate) fn invitation_message(
     from: &Mailbox,
+    message_id_domain: &str,
     invitation: &ClaimedInvitation,
     link: &str,
 ) -> Result<Message, String> {
@@ -43,7 +44,12 @@ pub(crate) fn invitation_message(
     Message::builder()
         .from(from.clone())
         .to(to)
-        .message_id(None)
+        // One Message-ID per invitation: a re-send after a crash in the SMTP window is the
+        // same message, which mail clients show once.
+        .message_id(Some(format!(
+            "<invitation-{}@{message_id_domain}>",
+            invitation.id
+        )))
         .subject(format!("{} invited you", invitation.tenant_name))
         .multipart(
             MultiPart::alternative()

@@ -85,12 +85,23 @@ pub struct RelayConfig {
     pub claim_timeout: Duration,
     /// How often to look for due invitations when not woken.
     pub poll_interval: Duration,
+    /// The domain part of `Message-ID`s (the public URL's host).
+    pub message_id_domain: String,
 }
 
 impl RelayConfig {
     #[must_use]
     pub fn new(from: Mailbox, public_url: &str) -> Self {
+        let host = public_url
+            .split("://")
+            .nth(1)
+            .unwrap_or(public_url)
+            .split(['/', ':'])
+            .next()
+            .filter(|host| !host.is_empty())
+            .unwrap_or("rollcall.invalid");
         Self {
+            message_id_domain: host.to_owned(),
             from,
             public_url: public_url.trim_end_matches('/').to_owned(),
             invitation_ttl: Duration::from_secs(7 * 24 * 3600),
@@ -177,12 +188,11 @@ impl Relay {
 
     async fn deliver(&self, id: InvitationId) -> Result<bool, store::StoreError> {
         let now = Timestamp::now();
-        let token = new_token();
         let Some(invitation) = self
             .store
             .claim_invitation(
                 id,
-                &store::token_hash(&token),
+                &new_token(),
                 now.plus(self.config.invitation_ttl),
                 now.plus(self.config.claim_timeout),
                 now,
@@ -191,8 +201,16 @@ impl Relay {
         else {
             return Ok(false);
         };
-        let link = format!("{}/invitations/{token}", self.config.public_url);
-        let message = match invitation_message(&self.config.from, &invitation, &link) {
+        let link = format!(
+            "{}/invitations/{}",
+            self.config.public_url, invitation.token
+        );
+        let message = match invitation_message(
+            &self.config.from,
+            &self.config.message_id_domain,
+            &invitation,
+            &link,
+        ) {
             Ok(message) => message,
             Err(err) => {
                 tracing::warn!(invitation_id = %id, error = %err, "invitation cannot be built");

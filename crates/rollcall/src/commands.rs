@@ -526,3 +526,198 @@ pub(crate) fn verify(args: &Verify) -> anyhow::Result<bool> {
         }
     }
 }
+
+/// Which dead letters a `dlq` command applies to.
+#[derive(Debug, Args)]
+pub(crate) struct DlqFilter {
+    /// Dead letter ids (all matching the other filters when none is given).
+    ids: Vec<domain::DeadLetterId>,
+    #[arg(long)]
+    integration: Option<domain::IntegrationId>,
+    /// Dead at or after this RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// Dead before this RFC 3339 time.
+    #[arg(long)]
+    until: Option<String>,
+}
+
+impl DlqFilter {
+    fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+            && self.integration.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+    }
+
+    fn to_filter(&self) -> anyhow::Result<store::DeadLetterFilter> {
+        let time = |flag: &str, text: &Option<String>| {
+            text.as_deref()
+                .map(|text| {
+                    Timestamp::parse_rfc3339(text).map_err(|err| anyhow::anyhow!("--{flag}: {err}"))
+                })
+                .transpose()
+        };
+        Ok(store::DeadLetterFilter {
+            tenant: None,
+            integration_id: self.integration,
+            since: time("since", &self.since)?,
+            until: time("until", &self.until)?,
+            ids: (!self.ids.is_empty()).then(|| self.ids.clone()),
+        })
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum DlqCommand {
+    /// List dead letters, most recently dead first.
+    List {
+        #[command(flatten)]
+        filter: DlqFilter,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replay dead letters (republished with their original event ids).
+    Replay {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Only say how many would be replayed.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Drop dead letters for good.
+    Drop {
+        #[command(flatten)]
+        filter: DlqFilter,
+        /// Drop every dead letter (required when no id or filter is given).
+        #[arg(long)]
+        all: bool,
+        /// Only say how many would be dropped.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub(crate) async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<()> {
+    let store = setup::open_store(config).await?;
+    match command {
+        DlqCommand::List { filter, json } => {
+            let filter = filter.to_filter()?;
+            let mut all = Vec::new();
+            let mut after = None;
+            loop {
+                let page = store
+                    .list_dead_letters(&filter, after.as_ref(), Some(500))
+                    .await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(cursor) => after = Some(store::Cursor::parse(&cursor)?),
+                    None => break,
+                }
+            }
+            if json {
+                return print_json(&all);
+            }
+            for letter in &all {
+                let last_error = letter
+                    .errors
+                    .last()
+                    .map_or("", |error| error.error.as_str());
+                println!(
+                    "{}  {}  {:?}  attempts {}  {}  {}",
+                    letter.id,
+                    letter.dead_at,
+                    letter.reason,
+                    letter.attempts,
+                    letter.event_type,
+                    last_error
+                );
+            }
+            println!("{} dead letter(s)", all.len());
+            Ok(())
+        }
+        DlqCommand::Replay {
+            filter,
+            dry_run,
+            json,
+        } => {
+            let filter = filter.to_filter()?;
+            let shutdown = tokio_util::sync::CancellationToken::new();
+            let bus = crate::serve::build_bus(config, &store, shutdown.clone())?;
+            if !dry_run {
+                wait_until_ready(&bus).await?;
+            }
+            let actor = format!("cli ({})", whoami());
+            let report =
+                admin::service::replay_dead_letters(&store, &bus, &filter, &actor, dry_run)
+                    .await
+                    .map_err(admin_error);
+            shutdown.cancel();
+            let report = report?;
+            if json {
+                return print_json(&report);
+            }
+            match report.replayed {
+                None => println!("{} dead letter(s) would be replayed", report.matched),
+                Some(replayed) => {
+                    println!("replayed {replayed} of {} dead letter(s)", report.matched)
+                }
+            }
+            for failure in &report.failed {
+                println!("not replayed {}: {}", failure.id, failure.error);
+            }
+            Ok(())
+        }
+        DlqCommand::Drop {
+            filter,
+            all,
+            dry_run,
+            json,
+        } => {
+            if filter.is_empty() && !all {
+                anyhow::bail!(
+                    "give dead letter ids or a filter (--integration, --since, --until), or --all"
+                );
+            }
+            let filter = filter.to_filter()?;
+            let count = if dry_run {
+                store.count_dead_letters(&filter).await?
+            } else {
+                store.delete_dead_letters(&filter).await?
+            };
+            if json {
+                return print_json(
+                    &serde_json::json!({"matched": count, "dropped": (!dry_run).then_some(count)}),
+                );
+            }
+            if dry_run {
+                println!("{count} dead letter(s) would be dropped");
+            } else {
+                println!("dropped {count} dead letter(s)");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The queue may still be connecting (RabbitMQ): wait a little for it.
+async fn wait_until_ready(bus: &bus::Bus) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !bus.is_ready().await {
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("the queue ({}) is not reachable", bus.backend_name());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    Ok(())
+}
+
+fn whoami() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown user".to_owned())
+}

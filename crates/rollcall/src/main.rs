@@ -49,6 +49,11 @@ enum Command {
         #[command(subcommand)]
         command: commands::IntegrationCommand,
     },
+    /// Dead letters: events given up after their retries.
+    Dlq {
+        #[command(subcommand)]
+        command: commands::DlqCommand,
+    },
     /// Users.
     Users {
         #[command(subcommand)]
@@ -112,6 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Tenant { command } => commands::tenant(&config, command).await,
         Command::Integration { command } => commands::integration(&config, command).await,
         Command::Users { command } => commands::users(&config, command).await,
+        Command::Dlq { command } => commands::dlq(&config, command).await,
         Command::SendTestEvent(args) => commands::send_test_event(&config, args).await,
         Command::Sign(args) => commands::sign(&args),
         Command::Keygen | Command::Verify(_) => Ok(()),

@@ -286,6 +286,15 @@ impl Store {
             > 0)
     }
 
+    /// Drops every dead letter matching `filter`; answers how many.
+    pub async fn delete_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
+        Ok(dead_letter::Entity::delete_many()
+            .filter(filter.condition())
+            .exec(self.db())
+            .await?
+            .rows_affected)
+    }
+
     /// Records a replay: who asked, when, and one more in the count.
     pub async fn mark_replayed(&self, id: DeadLetterId, by: &str, now: Timestamp) -> Result<()> {
         dead_letter::Entity::update_many()

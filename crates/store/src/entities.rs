@@ -189,6 +189,7 @@ pub mod invitation {
         pub user_id: Uuid,
         pub status: String,
         pub token_hash: Option<String>,
+        pub token_ciphertext: Option<String>,
         pub attempts: i32,
         pub next_attempt_at: i64,
         pub claimed_until: Option<i64>,

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use domain::{InvitationId, InvitationStatus, TenantId, Timestamp, UserId};
-use sea_orm::sea_query::Expr;
+use sea_orm::sea_query::{Expr, Func};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -27,6 +27,9 @@ pub struct ClaimedInvitation {
     /// Including this one.
     pub attempts: i32,
     pub expires_at: Timestamp,
+    /// The one-time token the email's link carries: the same on every attempt of this
+    /// invitation, so a re-send after a crash is the same message.
+    pub token: String,
 }
 
 /// An invitation as the API shows it.
@@ -87,25 +90,40 @@ impl Store {
         Ok(ids.into_iter().map(InvitationId::from).collect())
     }
 
-    /// Claims one invitation until `claimed_until`, storing the hash of the token its email
-    /// will carry. `None` when another relay got there first or it is no longer due.
+    /// Claims one invitation until `claimed_until`. Its token is set on the first claim
+    /// (`fresh_token`, stored hashed for redemption and encrypted for re-sends) and kept on later
+    /// claims, as is its expiry. `None` when another relay got there first or it is no longer due.
     pub async fn claim_invitation(
         &self,
         id: InvitationId,
-        token_hash: &str,
+        fresh_token: &str,
         expires_at: Timestamp,
         claimed_until: Timestamp,
         now: Timestamp,
     ) -> Result<Option<ClaimedInvitation>> {
+        let sealed = self.cipher().seal(id.as_uuid().as_bytes(), fresh_token)?;
+        let keep_or = |column: invitation::Column, value: sea_orm::Value| -> Expr {
+            Func::coalesce([Expr::col(column), Expr::value(value)]).into()
+        };
         let claimed = invitation::Entity::update_many()
             .col_expr(
                 invitation::Column::Status,
                 Expr::value(InvitationStatus::Sending.as_str()),
             )
-            .col_expr(invitation::Column::TokenHash, Expr::value(token_hash))
+            .col_expr(
+                invitation::Column::TokenHash,
+                keep_or(
+                    invitation::Column::TokenHash,
+                    crate::token_hash(fresh_token).into(),
+                ),
+            )
+            .col_expr(
+                invitation::Column::TokenCiphertext,
+                keep_or(invitation::Column::TokenCiphertext, sealed.into()),
+            )
             .col_expr(
                 invitation::Column::ExpiresAt,
-                Expr::value(expires_at.millis()),
+                keep_or(invitation::Column::ExpiresAt, expires_at.millis().into()),
             )
             .col_expr(
                 invitation::Column::ClaimedUntil,
@@ -129,6 +147,10 @@ impl Store {
         else {
             return Ok(None);
         };
+        let token = match &row.token_ciphertext {
+            Some(sealed) => self.cipher().open(id.as_uuid().as_bytes(), sealed)?,
+            None => return Err(StoreError::corrupt("a claimed invitation has no token")),
+        };
         let person = user::Entity::find_by_id(row.user_id)
             .one(self.db())
             .await?
@@ -146,7 +168,8 @@ impl Store {
             first_name: person.first_name,
             last_name: person.last_name,
             attempts: row.attempts,
-            expires_at,
+            expires_at: row.expires_at.map_or(expires_at, Timestamp::from_millis),
+            token,
         }))
     }
 

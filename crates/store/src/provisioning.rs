@@ -294,6 +294,7 @@ impl WriteTx {
             user_id: Set(user.as_uuid()),
             status: Set(InvitationStatus::Queued.as_str().to_owned()),
             token_hash: Set(None),
+            token_ciphertext: Set(None),
             attempts: Set(0),
             next_attempt_at: Set(now.millis()),
             claimed_until: Set(None),

@@ -68,6 +68,7 @@ pub struct TestEnv {
     pg: Option<PgDatabase>,
     pub rabbit: Option<RabbitPrefix>,
     secret_key: String,
+    retry: bus::RetryPolicy,
 }
 
 /// How to start one process.
@@ -77,6 +78,8 @@ pub struct Spawn {
     pub smtp_url: Option<String>,
     /// Overrides the broker URL (e.g. a closed port).
     pub amqp_url: Option<String>,
+    /// Overrides the database URL (e.g. through a proxy).
+    pub database_url: Option<String>,
     /// Leave `ROLLCALL_ADMIN_TOKEN` unset (the process generates one).
     pub generated_token: bool,
     /// Do not wait for `/readyz` (the test expects the process never to be ready).
@@ -113,7 +116,29 @@ impl TestEnv {
             pg,
             rabbit,
             secret_key: base64::Engine::encode(&base64::engine::general_purpose::STANDARD, key),
+            retry: test_retry_policy(),
         })
+    }
+
+    /// Uses `retry` instead of the short default policy (its queues are cleaned up too).
+    #[must_use]
+    pub fn with_retry(mut self, retry: bus::RetryPolicy) -> Self {
+        self.retry = retry;
+        if let Some(rabbit) = self.rabbit.as_mut() {
+            rabbit.retry = self.retry.clone();
+        }
+        self
+    }
+
+    /// The PostgreSQL URL of this test's database with its host and port replaced.
+    pub fn database_url_via(&self, addr: &str) -> String {
+        let url = &self.database_url;
+        match (url.find('@'), url.rfind('/')) {
+            (Some(at), Some(slash)) if slash > at => {
+                format!("{}{addr}{}", &url[..=at], &url[slash..])
+            }
+            _ => url.clone(),
+        }
     }
 
     pub fn outbox(&self) -> PathBuf {
@@ -136,8 +161,16 @@ impl TestEnv {
             .env("ROLLCALL_INGRESS_ADDR", "127.0.0.1:0")
             .env("ROLLCALL_ADMIN_ADDR", "127.0.0.1:0")
             .env("ROLLCALL_LOG", "info,sqlx=warn")
-            .env("ROLLCALL_RETRY_DELAYS_MS", RETRY_DELAYS_MS)
-            .env("ROLLCALL_MAX_ATTEMPTS", MAX_ATTEMPTS.to_string())
+            .env(
+                "ROLLCALL_RETRY_DELAYS_MS",
+                self.retry
+                    .delays
+                    .iter()
+                    .map(|d| d.as_millis().to_string())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .env("ROLLCALL_MAX_ATTEMPTS", self.retry.max_attempts.to_string())
             .kill_on_drop(true);
         if let Some(rabbit) = &self.rabbit {
             command
@@ -163,6 +196,9 @@ impl TestEnv {
         }
         if let Some(url) = &options.amqp_url {
             command.env("ROLLCALL_AMQP_URL", url);
+        }
+        if let Some(url) = &options.database_url {
+            command.env("ROLLCALL_DATABASE_URL", url);
         }
         for (key, value) in &options.env {
             command.env(key, value);

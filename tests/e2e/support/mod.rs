@@ -3,6 +3,8 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod load;
+pub mod proxy;
 pub mod schemes;
 pub mod services;
 pub mod smtp;

@@ -31,6 +31,13 @@ pub fn postgres_admin_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
+/// The PostgreSQL server's `host:port`.
+pub fn postgres_addr() -> String {
+    let url = postgres_admin_url();
+    let rest = url.split_once('@').map_or(url.as_str(), |(_, rest)| rest);
+    rest.split('/').next().unwrap_or(rest).to_owned()
+}
+
 /// The RabbitMQ broker tests use.
 pub fn amqp_url() -> String {
     std::env::var("ROLLCALL_TEST_AMQP_URL")
@@ -119,6 +126,8 @@ impl PgDatabase {
 pub struct RabbitPrefix {
     pub url: String,
     pub prefix: String,
+    /// The retry policy the test's processes use (its retry queues are removed too).
+    pub retry: bus::RetryPolicy,
 }
 
 /// A fresh prefix, after checking the broker answers.
@@ -136,12 +145,27 @@ pub async fn fresh_rabbit() -> Option<RabbitPrefix> {
     Some(RabbitPrefix {
         url,
         prefix: format!("t{}.", uuid::Uuid::new_v4().simple()),
+        retry: super::app::test_retry_policy(),
     })
 }
 
 impl RabbitPrefix {
     fn topology(&self) -> bus::Topology {
-        bus::Topology::new(&self.prefix, &super::app::test_retry_policy())
+        bus::Topology::new(&self.prefix, &self.retry)
+    }
+
+    /// The broker's `host:port`.
+    pub fn broker_addr(&self) -> String {
+        let rest = self
+            .url
+            .split_once('@')
+            .map_or(self.url.as_str(), |(_, rest)| rest);
+        rest.split('/').next().unwrap_or(rest).to_owned()
+    }
+
+    /// The broker URL with its host and port replaced (e.g. by a proxy's).
+    pub fn url_via(&self, addr: &str) -> String {
+        self.url.replacen(&self.broker_addr(), addr, 1)
     }
 
     /// Messages waiting in the work queue now.

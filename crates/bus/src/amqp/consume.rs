@@ -236,7 +236,7 @@ impl AmqpHandle {
             ERRORS_HEADER.into(),
             text(&serde_json::to_string(&errors).unwrap_or_else(|_| "[]".to_owned())),
         );
-        let event_id = self.event_id.unwrap_or_else(EventId::new);
+        let event_id = self.event_id.unwrap_or_default();
         let (exchange, routing_key, settled) =
             if kind == FailureKind::Transient && retry.retries(attempt) {
                 let delay = retry.delay(attempt);
@@ -298,7 +298,7 @@ fn dead_letter_of(delivery: &lapin::message::Delivery) -> NewDeadLetter {
                 .ok()
                 .map(|e| e.event_id)
         })
-        .unwrap_or_else(EventId::new);
+        .unwrap_or_default();
     let reason = match header_text(props, REASON_HEADER).as_deref() {
         Some("permanent") => DeadReason::Permanent,
         Some("attempts_exhausted") => DeadReason::AttemptsExhausted,
