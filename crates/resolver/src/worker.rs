@@ -110,8 +110,15 @@ impl Worker {
             Err(join) => Err(Failure::Permanent(format!("processing panicked: {join}"))),
         };
         let event_id = delivery.event_id;
+        metrics::counter!("rollcall_event_attempts_total").increment(1);
         let settled = match &result {
-            Ok(_) => {
+            Ok(applied) => {
+                let outcome = match applied {
+                    Applied::Recorded { outcome, .. } => outcome.as_str(),
+                    Applied::AlreadyProcessed => "already_processed",
+                };
+                metrics::counter!("rollcall_events_processed_total", "outcome" => outcome)
+                    .increment(1);
                 // Fault tests crash here: effects committed, delivery not yet acknowledged.
                 #[cfg(feature = "failpoints")]
                 fail::fail_point!("worker-after-commit", |_| std::process::abort());
@@ -129,6 +136,7 @@ impl Worker {
                         Ok(())
                     }
                     Ok(Settled::DeadLettered) => {
+                        metrics::counter!("rollcall_events_dead_lettered_total").increment(1);
                         tracing::warn!(event_id = ?event_id, attempt, error = %failure, "event given up: moved to the dead-letter store");
                         Ok(())
                     }

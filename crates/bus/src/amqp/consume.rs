@@ -345,7 +345,7 @@ pub(super) async fn drain_dead_letters(shared: Arc<Shared>, shutdown: Cancellati
             Ok(()) => {
                 failures = 0;
                 tracing::warn!(event_id = %dead.event_id, reason = ?dead.reason, attempts = dead.attempts, "event dead-lettered");
-                metrics::counter!("rollcall_dead_letters_total").increment(1);
+                metrics::counter!("rollcall_dead_letters_stored_total").increment(1);
                 if let Err(err) = delivery.acker.ack(BasicAckOptions::default()).await {
                     tracing::debug!(error = %err, "dead letter stored but not acknowledged; storing it again is harmless");
                 }
