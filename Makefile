@@ -3,7 +3,7 @@
 CARGO ?= cargo
 NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
 
-.PHONY: run test lint fmt services build release clean
+.PHONY: run test lint fmt services build release bench clean
 
 ## Build and start rollcall on its embedded defaults (SQLite, embedded queue, .eml outbox).
 run:
@@ -31,6 +31,13 @@ services:
 
 build:
 	$(CARGO) build --workspace
+
+## The benchmark (a few minutes; needs PostgreSQL and RabbitMQ): ceilings, then the embedded
+## and the distributed deployment. Writes bench/results/latest.json and prints a table.
+## One part alone: target/release/rollcall-bench run --scenario ceilings|embedded|distributed
+bench:
+	$(CARGO) build --release -p rollcall -p rollcall-bench
+	./target/release/rollcall-bench run $(BENCH_ARGS)
 
 release:
 	$(CARGO) build --release -p rollcall

@@ -760,3 +760,82 @@ async fn hostile_requests_never_get_a_server_error_or_take_the_ingress_down() {
     drop(process);
     env.cleanup().await;
 }
+
+/// On PostgreSQL each process keeps integrations in memory; a change made through another
+/// process's API reaches it through the database's change notifications.
+#[tokio::test]
+async fn integration_changes_reach_every_ingress_process() {
+    let Some(env) = TestEnv::new(Backend::PostgresRabbit).await else {
+        return;
+    };
+    let api = env
+        .spawn(Spawn {
+            roles: vec!["admin"],
+            ..Spawn::default()
+        })
+        .await;
+    let intake = env
+        .spawn(Spawn {
+            roles: vec!["ingress"],
+            ..Spawn::default()
+        })
+        .await;
+    let client = Client {
+        ingress: intake.ingress.clone().expect("ingress address"),
+        ..Client::new(&api)
+    };
+    let tenant = client.create_tenant("Acme").await;
+    let integration = client.create_integration(&tenant, json!({})).await;
+    let send = |secret: String, n: u32| {
+        let client = client.clone();
+        let id = integration.id.clone();
+        async move {
+            let body = event(
+                &format!("evt_c{n}"),
+                "opportunity.updated",
+                &owner(&format!("C{n}"), "Cy", "Coe", &format!("c{n}@example.com")),
+            );
+            let headers = crate::support::sign(&secret, &format!("msg_c{n}"), now_seconds(), &body);
+            client.post_hook(&id, body, &headers).await.0
+        }
+    };
+    // The ingress process reads the integration once and keeps it.
+    assert_eq!(send(integration.secret.clone(), 1).await, 202);
+
+    // A rotation without grace: the ingress process soon takes only the new secret.
+    let (status, rotated) = client
+        .post(
+            &format!("/v1/integrations/{}/secrets/rotate", integration.id),
+            &json!({"grace_seconds": 0}),
+        )
+        .await;
+    assert_eq!(status, 200, "{rotated}");
+    let new_secret = rotated["secret"].as_str().expect("secret").to_owned();
+    let mut n = 100;
+    eventually("the new secret to verify", WAIT, || {
+        n += 1;
+        let attempt = send(new_secret.clone(), n);
+        async move { (attempt.await == 202).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        send(integration.secret.clone(), 2).await,
+        401,
+        "the old secret stopped"
+    );
+
+    // Revoked through the API process: the ingress process soon answers 404.
+    let (status, _) = client
+        .delete(&format!("/v1/integrations/{}", integration.id))
+        .await;
+    assert_eq!(status, 200);
+    let mut n = 200;
+    eventually("the revocation to reach the ingress", WAIT, || {
+        n += 1;
+        let attempt = send(new_secret.clone(), n);
+        async move { (attempt.await == 404).then_some(()) }
+    })
+    .await;
+    drop((api, intake));
+    env.cleanup().await;
+}

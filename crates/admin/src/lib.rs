@@ -17,7 +17,7 @@ use axum::Router;
 use axum::middleware;
 use axum::routing::{get, post};
 use bus::Bus;
-use store::Store;
+use store::{IntegrationCache, Store};
 
 pub use auth::{Actor, Principal};
 pub use error::{AdminError, ApiResult};
@@ -26,6 +26,9 @@ pub use error::{AdminError, ApiResult};
 #[derive(Debug, Clone)]
 pub struct AdminState {
     pub store: Store,
+    /// This process's integration cache, evicted as soon as an integration changes here
+    /// (other processes hear of the change from the database).
+    pub integrations: IntegrationCache,
     pub bus: Bus,
     /// Base of webhook URLs shown to admins.
     pub public_url: String,

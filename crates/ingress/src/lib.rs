@@ -12,7 +12,9 @@
 mod connectwise;
 mod error;
 mod limits;
+mod seen;
 
+use std::collections::HashSet;
 use std::time::Duration;
 
 use axum::extract::{Path, Request, State};
@@ -24,7 +26,9 @@ use bus::{Bus, Published};
 use domain::{EventEnvelope, EventId, IntegrationId, IntegrationState, Source, Timestamp};
 use serde::Serialize;
 use sources::DeliveryHints;
-use store::{Integration, Store};
+use std::sync::Arc;
+
+use store::{CachedIntegration, IntegrationCache, Store};
 use tracing::Instrument;
 use verifier::{SchemeConfig, Secret};
 
@@ -33,11 +37,14 @@ pub use limits::RateLimits;
 
 use crate::connectwise::KeyError;
 use crate::error::IngressError;
+use crate::seen::SeenEvents;
 
 /// What the ingress needs.
 #[derive(Debug, Clone)]
 pub struct IngressState {
     pub store: Store,
+    /// Integrations and their secrets (kept in memory on PostgreSQL).
+    pub integrations: IntegrationCache,
     pub bus: Bus,
     /// The public base URL (for schemes that sign the full URL the sender called).
     pub public_url: String,
@@ -49,11 +56,23 @@ pub struct IngressState {
     pub rate_limits: RateLimits,
 }
 
-/// The ingress routes (webhooks only; health routes are added by the binary).
+/// How long the duplicate check may hold a webhook up before it is published unchecked.
+const DUPLICATE_CHECK_BUDGET: Duration = Duration::from_millis(500);
+
+/// The configured state and what the ingress runs beside it.
+#[derive(Debug)]
+struct Ingress {
+    state: IngressState,
+    seen: SeenEvents,
+}
+
+/// The ingress routes (webhooks only; health routes are added by the binary). Starts the
+/// duplicate check's batching task, so it must be called inside the runtime.
 pub fn router(state: IngressState) -> Router {
+    let seen = SeenEvents::start(state.store.clone());
     Router::new()
         .route("/hooks/{integration_id}", post(receive))
-        .with_state(state)
+        .with_state(Arc::new(Ingress { state, seen }))
 }
 
 #[derive(Debug, Serialize)]
@@ -63,7 +82,7 @@ struct Accepted {
 }
 
 async fn receive(
-    State(state): State<IngressState>,
+    State(ingress): State<Arc<Ingress>>,
     Path(integration_id): Path<String>,
     request: Request,
 ) -> Response {
@@ -72,8 +91,8 @@ async fn receive(
     let label = integration_id.map_or_else(|| "unknown".to_owned(), |id| id.to_string());
     metrics::counter!("rollcall_webhooks_received_total").increment(1);
     let handled = tokio::time::timeout(
-        state.request_timeout,
-        handle(&state, integration_id, request).instrument(span.clone()),
+        ingress.state.request_timeout,
+        handle(&ingress, integration_id, request).instrument(span.clone()),
     )
     .await
     .unwrap_or_else(|_| {
@@ -107,19 +126,19 @@ fn unavailable(err: impl std::fmt::Display) -> IngressError {
 }
 
 async fn live_integration(
-    store: &Store,
+    integrations: &IntegrationCache,
     id: Option<IntegrationId>,
-) -> Result<Integration, IngressError> {
+) -> Result<Arc<CachedIntegration>, IngressError> {
     let id = id.ok_or(IngressError::UnknownIntegration)?;
-    let integration = store
-        .integration(id)
+    let cached = integrations
+        .get(id)
         .await
         .map_err(unavailable)?
         .ok_or(IngressError::UnknownIntegration)?;
-    if integration.state == IntegrationState::Revoked {
+    if cached.integration.state == IntegrationState::Revoked {
         return Err(IngressError::UnknownIntegration);
     }
-    Ok(integration)
+    Ok(cached)
 }
 
 /// The media types a source's webhooks come as.
@@ -202,7 +221,7 @@ impl Received {
 /// scheme uses the integration's stored, unexpired secrets.
 async fn verify(
     state: &IngressState,
-    integration: &Integration,
+    cached: &CachedIntegration,
     scheme: &SchemeConfig,
     received: &Received,
     now: Timestamp,
@@ -255,15 +274,39 @@ async fn verify(
         }
         return Ok(verified);
     }
-    let secrets: Vec<Secret> = state
-        .store
-        .integration_secrets(integration.id, now)
+    let secrets = |cached: &CachedIntegration| -> Vec<Secret> {
+        cached
+            .secrets_at(now)
+            .into_iter()
+            .map(Secret::new)
+            .collect()
+    };
+    let verified = verifier::verify(
+        scheme,
+        &secrets(cached),
+        &received.as_request(),
+        now.millis(),
+    );
+    let Err(rejection) = verified else {
+        return verified.map_err(unauthorized);
+    };
+    // The secret may have been rotated in another process a moment ago, before this one heard
+    // of it: read the secrets again (at most once a second) before refusing.
+    match state
+        .integrations
+        .refresh(cached)
         .await
         .map_err(unavailable)?
-        .into_iter()
-        .map(Secret::new)
-        .collect();
-    verifier::verify(scheme, &secrets, &received.as_request(), now.millis()).map_err(unauthorized)
+    {
+        Some(fresh) => verifier::verify(
+            scheme,
+            &secrets(&fresh),
+            &received.as_request(),
+            now.millis(),
+        )
+        .map_err(unauthorized),
+        None => Err(unauthorized(rejection)),
+    }
 }
 
 fn key_error(err: KeyError) -> IngressError {
@@ -274,11 +317,13 @@ fn key_error(err: KeyError) -> IngressError {
 }
 
 async fn handle(
-    state: &IngressState,
+    ingress: &Ingress,
     integration_id: Option<IntegrationId>,
     request: Request,
 ) -> Result<Response, IngressError> {
-    let integration = live_integration(&state.store, integration_id).await?;
+    let state = &ingress.state;
+    let cached = live_integration(&state.integrations, integration_id).await?;
+    let integration = &cached.integration;
     let headers = request.headers().clone();
     check_content_type(&headers, integration.source)?;
     let method = request.method().as_str().to_owned();
@@ -308,7 +353,7 @@ async fn handle(
                 "the integration's verification scheme is not supported".to_owned(),
             )
         })?;
-    let verified = verify(state, &integration, &scheme, &received, now).await?;
+    let verified = verify(state, &cached, &scheme, &received, now).await?;
 
     // Limited after verification, so forged requests cannot use up a genuine sender's budget.
     state
@@ -328,22 +373,28 @@ async fn handle(
     let events = sources::split(integration.source, &received.body, &hints, &mapping)
         .map_err(|err| IngressError::MalformedPayload(err.to_string()))?;
 
-    let mut answers = Vec::with_capacity(events.len());
-    for event in events {
-        let event_id = EventId::derive(integration.id, &event.provider_event_id);
-        let duplicate = match state
-            .store
-            .event_outcome(integration.id, &event.provider_event_id)
-            .await
+    let event_ids: Vec<EventId> = events
+        .iter()
+        .map(|event| EventId::derive(integration.id, &event.provider_event_id))
+        .collect();
+    // Without a timely answer from the event log, publishing anyway is safe because the
+    // consumer ignores an event it already recorded; the sender just hears "queued" twice.
+    let recorded =
+        match tokio::time::timeout(DUPLICATE_CHECK_BUDGET, ingress.seen.recorded(&event_ids)).await
         {
-            Ok(outcome) => outcome.is_some(),
-            // Without the database the event log cannot be asked; publishing anyway is safe
-            // because the consumer ignores an event it already recorded.
-            Err(err) => {
+            Ok(Ok(recorded)) => recorded,
+            Ok(Err(err)) => {
                 tracing::debug!(error = %err, "duplicate check skipped");
-                false
+                HashSet::new()
+            }
+            Err(_) => {
+                tracing::debug!("duplicate check skipped: no answer in time");
+                HashSet::new()
             }
         };
+    let mut answers = Vec::with_capacity(events.len());
+    for (event, event_id) in events.into_iter().zip(event_ids) {
+        let duplicate = recorded.contains(&event_id);
         if duplicate {
             metrics::counter!("rollcall_webhooks_duplicates_total").increment(1);
             answers.push(Accepted {
@@ -365,7 +416,7 @@ async fn handle(
             import_id: None,
         };
         let published = state.bus.publish(&envelope).await.map_err(unavailable)?;
-        tracing::info!(event_id = %event_id, already_queued = (published == Published::AlreadyQueued), "event accepted");
+        tracing::debug!(event_id = %event_id, already_queued = (published == Published::AlreadyQueued), "event accepted");
         answers.push(Accepted {
             event_id,
             status: "queued",

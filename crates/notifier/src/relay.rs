@@ -225,7 +225,7 @@ impl Relay {
                 self.store
                     .mark_invitation_sent(id, Timestamp::now())
                     .await?;
-                tracing::info!(invitation_id = %id, user_id = %invitation.user_id, "invitation sent");
+                tracing::debug!(invitation_id = %id, user_id = %invitation.user_id, "invitation sent");
             }
             Err(SendFailure::Transient(err)) => {
                 let delay = retry_delay(invitation.attempts);

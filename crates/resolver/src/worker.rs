@@ -5,7 +5,7 @@ use std::sync::Arc;
 use bus::{Bus, ConsumeOptions, Delivery, FailureKind, Settled};
 use domain::{EventEnvelope, IntegrationState, Timestamp};
 use provisioner::{Applied, Mode, ProvisionError, Provisioner};
-use store::Store;
+use store::IntegrationCache;
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -33,7 +33,7 @@ impl Default for WorkerOptions {
 /// Consumes events and provisions. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Worker {
-    store: Store,
+    integrations: IntegrationCache,
     bus: Bus,
     provisioner: Provisioner,
     options: WorkerOptions,
@@ -69,9 +69,14 @@ impl From<store::StoreError> for Failure {
 
 impl Worker {
     #[must_use]
-    pub fn new(store: Store, bus: Bus, provisioner: Provisioner, options: WorkerOptions) -> Self {
+    pub fn new(
+        integrations: IntegrationCache,
+        bus: Bus,
+        provisioner: Provisioner,
+        options: WorkerOptions,
+    ) -> Self {
         Self {
-            store,
+            integrations,
             bus,
             provisioner,
             options,
@@ -163,11 +168,12 @@ impl Worker {
     }
 
     async fn apply(&self, envelope: EventEnvelope, attempt: u32) -> Result<Applied, Failure> {
-        let integration = self
-            .store
-            .integration(envelope.integration_id)
+        let cached = self
+            .integrations
+            .get(envelope.integration_id)
             .await?
             .ok_or_else(|| Failure::Permanent("integration no longer exists".to_owned()))?;
+        let integration = &cached.integration;
         // Fault tests make chosen events (delivery ids starting with "poison") fail the way a
         // persistent transient fault would.
         #[cfg(feature = "failpoints")]
@@ -190,7 +196,7 @@ impl Worker {
             IntegrationState::Draft => Mode::Shadow,
             IntegrationState::Live | IntegrationState::Revoked => Mode::Live,
         };
-        let settings = integration.settings;
+        let settings = &integration.settings;
         let context = DecisionContext {
             event_type: &envelope.event_type,
             occurred_at: envelope.occurred_at,
@@ -198,11 +204,11 @@ impl Worker {
         let applied = self
             .provisioner
             .apply(&envelope, &owners, mode, attempt, |owner, state| {
-                decide(owner, state, &settings, &context)
+                decide(owner, state, settings, &context)
             })
             .await?;
         match &applied {
-            Applied::Recorded { outcome, .. } => tracing::info!(
+            Applied::Recorded { outcome, .. } => tracing::debug!(
                 outcome = %outcome,
                 latency_ms = Timestamp::now().millis() - envelope.received_at.millis(),
                 "event processed"

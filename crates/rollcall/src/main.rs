@@ -18,6 +18,11 @@ use clap::{Parser, Subcommand};
 
 use crate::config::Config;
 
+// Webhook handling allocates and frees many small buffers across threads; glibc's allocator
+// spent about a fifth of the ingress's CPU on that under load, mimalloc a fraction of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// rollcall: CRM webhooks in, user accounts and invitations out.
 #[derive(Debug, Parser)]
 #[command(name = "rollcall", version, about)]

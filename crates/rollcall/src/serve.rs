@@ -112,6 +112,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     let bus_shutdown = CancellationToken::new();
     let store = setup::open_store(&config).await?;
     let bus = build_bus(&config, &store, bus_shutdown.clone())?;
+    let integrations = store.integration_cache(bus_shutdown.clone());
     say(&format!(
         "rollcall {} (database: {:?}, queue: {})",
         env!("CARGO_PKG_VERSION"),
@@ -134,6 +135,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     if roles.contains(&Role::Ingress) {
         let router = ingress::router(ingress::IngressState {
             store: store.clone(),
+            integrations: integrations.clone(),
             bus: bus.clone(),
             public_url: config.public_url.clone(),
             body_timeout: Duration::from_secs(config.body_timeout_seconds),
@@ -148,6 +150,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     if roles.contains(&Role::Admin) {
         let router = admin::router(admin::AdminState {
             store: store.clone(),
+            integrations: integrations.clone(),
             bus: bus.clone(),
             public_url: config.public_url.clone(),
             operator_token_hash: config.admin_token.as_deref().map(store::token_hash),
@@ -159,7 +162,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
         let invitations_queued = Arc::new(Notify::new());
         let provisioner = Provisioner::new(store.clone(), Arc::clone(&invitations_queued));
         let worker = Worker::new(
-            store.clone(),
+            integrations.clone(),
             bus.clone(),
             provisioner,
             WorkerOptions {

@@ -1,6 +1,8 @@
 //! The event log: one row per accepted event, written in the same transaction as its effects.
 //! Its unique key `(integration_id, provider_event_id)` is what makes redelivery harmless.
 
+use std::collections::HashSet;
+
 use domain::{EventId, EventOutcome, IntegrationId, TenantId, Timestamp, UserId};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
@@ -120,6 +122,21 @@ impl Store {
             .await?;
         row.map(|outcome| outcome.parse().map_err(StoreError::corrupt))
             .transpose()
+    }
+
+    /// Which of `ids` the event log holds (in one query).
+    pub async fn recorded_events(&self, ids: &[EventId]) -> Result<HashSet<EventId>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        let rows = event::Entity::find()
+            .select_only()
+            .column(event::Column::Id)
+            .filter(event::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
+            .into_tuple::<uuid::Uuid>()
+            .all(self.db())
+            .await?;
+        Ok(rows.into_iter().map(EventId::from_uuid).collect())
     }
 
     pub async fn event(&self, id: EventId) -> Result<Option<EventRecord>> {

@@ -3,8 +3,8 @@
 use domain::{IntegrationId, IntegrationSettings, IntegrationState, Source, TenantId, Timestamp};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveValue::Set, ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect,
-    TransactionTrait,
+    ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
+    QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
 use serde::Serialize;
 use std::time::Duration;
@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::entities::{integration, integration_secret};
 use crate::page::{self, Cursor, Page};
-use crate::{Result, Store, StoreError};
+use crate::{Backend, Result, Store, StoreError, cache};
 
 /// Rotated-out secrets kept per integration (still inside their grace period).
 pub const MAX_OLD_SECRETS: u64 = 10;
@@ -175,6 +175,50 @@ impl Store {
             .collect()
     }
 
+    /// Every secret that has not expired yet, newest first, decrypted, with when it expires.
+    pub async fn integration_secrets_with_expiry(
+        &self,
+        id: IntegrationId,
+        now: Timestamp,
+    ) -> Result<Vec<(String, Option<Timestamp>)>> {
+        let rows = integration_secret::Entity::find()
+            .filter(integration_secret::Column::IntegrationId.eq(id.as_uuid()))
+            .filter(
+                Condition::any()
+                    .add(integration_secret::Column::ExpiresAt.is_null())
+                    .add(integration_secret::Column::ExpiresAt.gt(now.millis())),
+            )
+            .order_by_desc(integration_secret::Column::Id)
+            .all(self.db())
+            .await?;
+        rows.iter()
+            .map(|row| {
+                let secret = self
+                    .cipher()
+                    .open(id.as_uuid().as_bytes(), &row.ciphertext)?;
+                Ok((secret, row.expires_at.map(Timestamp::from_millis)))
+            })
+            .collect()
+    }
+
+    /// Tells every process's integration cache that `id` changed (PostgreSQL only; delivered
+    /// when `conn`'s transaction commits, at once outside one).
+    async fn announce_integration_change(
+        &self,
+        conn: &impl ConnectionTrait,
+        id: IntegrationId,
+    ) -> Result<()> {
+        if self.backend() == Backend::Postgres {
+            conn.execute_raw(Statement::from_sql_and_values(
+                DbBackend::Postgres,
+                "SELECT pg_notify($1, $2)",
+                [cache::CHANNEL.into(), id.as_uuid().to_string().into()],
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Makes `new_secret` the current secret. The previous current one keeps verifying until
     /// `now + grace`; expired secrets are deleted, and at most [`MAX_OLD_SECRETS`] old ones are
     /// kept (the oldest go first). Answers until when the previous secret stays valid.
@@ -237,6 +281,7 @@ impl Store {
             .filter(integration::Column::Id.eq(id.as_uuid()))
             .exec(&tx)
             .await?;
+        self.announce_integration_change(&tx, id).await?;
         tx.commit().await?;
         Ok((retired.rows_affected > 0).then_some(valid_until))
     }
@@ -258,6 +303,7 @@ impl Store {
             .filter(integration::Column::State.ne(IntegrationState::Revoked.as_str()))
             .exec(self.db())
             .await?;
+        self.announce_integration_change(self.db(), id).await?;
         self.integration(id).await
     }
 
@@ -289,6 +335,7 @@ impl Store {
             );
         }
         update.exec(self.db()).await?;
+        self.announce_integration_change(self.db(), id).await?;
         self.integration(id).await
     }
 
@@ -309,6 +356,7 @@ impl Store {
             .filter(integration::Column::State.eq(IntegrationState::Draft.as_str()))
             .exec(self.db())
             .await?;
+        self.announce_integration_change(self.db(), id).await?;
         self.integration(id).await
     }
 }

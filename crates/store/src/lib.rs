@@ -7,6 +7,7 @@
 //! told, and turns database failures into [`StoreError`] kinds that callers can act on
 //! (transient or not, conflict or not).
 
+mod cache;
 mod cipher;
 mod dead_letters;
 mod entities;
@@ -31,6 +32,7 @@ use sea_orm::{
     SqliteTransactionMode, TransactionOptions, TransactionTrait,
 };
 
+pub use cache::{CachedIntegration, IntegrationCache, REFRESH_INTERVAL};
 pub use cipher::{BadKey, SecretCipher};
 pub use dead_letters::{DeadLetterFilter, DeadLetterRecord, DeadReason, NewDeadLetter};
 pub use error::{Result, StoreError};

@@ -111,6 +111,7 @@ pub(crate) async fn publish(
         .publish_integration(integration.id, Timestamp::now())
         .await?
         .ok_or(AdminError::NotFound("integration"))?;
+    state.integrations.invalidate(integration.id);
     Ok(Json(IntegrationView::new(published, &state.public_url)))
 }
 
@@ -136,6 +137,7 @@ pub(crate) async fn rotate(
     };
     let rotated =
         service::rotate_secret(&state.store, &state.public_url, &integration, request).await?;
+    state.integrations.invalidate(integration.id);
     Ok(Json(rotated))
 }
 
@@ -151,6 +153,7 @@ pub(crate) async fn revoke(
         .revoke_integration(integration.id, Timestamp::now())
         .await?
         .ok_or(AdminError::NotFound("integration"))?;
+    state.integrations.invalidate(integration.id);
     Ok(Json(IntegrationView::new(revoked, &state.public_url)))
 }
 
@@ -240,6 +243,7 @@ pub(crate) async fn update(
         )
         .await?
         .ok_or(AdminError::NotFound("integration"))?;
+    state.integrations.invalidate(integration.id);
     Ok(Json(IntegrationView::new(updated, &state.public_url)))
 }
 

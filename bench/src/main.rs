@@ -1,0 +1,472 @@
+//! `rollcall-bench`: the load generator and the benchmark scenarios behind `make bench`.
+//!
+//! `run` measures, in one sitting on this machine: the ceilings (an HMAC-only HTTP endpoint, a
+//! bare lapin publisher with confirms, single-row PostgreSQL transactions), then each
+//! deployment (embedded: one process on SQLite and the embedded queue; distributed: separate
+//! ingress, API and worker processes on PostgreSQL and RabbitMQ) under the standard scenarios,
+//! and writes `bench/results/latest.json` and a Markdown table. `load` drives a running
+//! rollcall by hand. Nothing here asserts on time: these are measurements, not tests.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod ceilings;
+mod deployment;
+mod load;
+mod report;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::deployment::{Deployment, outbox_count};
+use crate::load::{Mix, Spec};
+use crate::report::{Burst, DeploymentReport, Report, Steady};
+
+#[derive(Debug, Parser)]
+#[command(name = "rollcall-bench", about = "Benchmarks for rollcall")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Scenario {
+    /// HTTP, broker and database ceilings.
+    Ceilings,
+    /// SQLite and the embedded queue, one process.
+    Embedded,
+    /// PostgreSQL and RabbitMQ, separate ingress, API and worker processes.
+    Distributed,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the standard scenarios and write the report.
+    Run {
+        /// Run only these (repeat); all by default.
+        #[arg(long = "scenario", value_enum)]
+        scenarios: Vec<Scenario>,
+        /// Smaller sizes and shorter runs (for trying the benchmark out, not for figures).
+        #[arg(long)]
+        quick: bool,
+        /// The rollcall binary to measure.
+        #[arg(long, default_value = "target/release/rollcall")]
+        rollcall: PathBuf,
+        #[arg(long, default_value = "bench/results/latest.json")]
+        out: PathBuf,
+        #[arg(
+            long,
+            env = "ROLLCALL_BENCH_PG_URL",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        pg_url: String,
+        #[arg(
+            long,
+            env = "ROLLCALL_BENCH_AMQP_URL",
+            default_value = "amqp://guest:guest@127.0.0.1:5672/%2f"
+        )]
+        amqp_url: String,
+    },
+    /// Send load to a running rollcall.
+    Load {
+        /// The ingress base URL.
+        #[arg(long, default_value = "http://127.0.0.1:8080")]
+        url: String,
+        #[arg(long)]
+        integration: String,
+        /// The integration's whsec_ secret.
+        #[arg(long)]
+        secret: String,
+        #[arg(long, default_value_t = 64)]
+        conns: usize,
+        /// Requests per second (default: as fast as possible).
+        #[arg(long)]
+        rate: Option<f64>,
+        #[arg(long)]
+        count: Option<usize>,
+        /// Seconds.
+        #[arg(long, default_value_t = 10.0)]
+        duration: f64,
+        /// Weights of request kinds.
+        #[arg(long, default_value = "new=70,known=20,dup=5,invalid=5")]
+        mix: String,
+    },
+    /// The HTTP ceiling's server (started by `run`).
+    CeilingServer {
+        #[arg(long, default_value = "127.0.0.1:0")]
+        addr: String,
+        #[arg(long)]
+        secret: String,
+        /// Publish each verified body to a quorum queue here, confirmed, before answering.
+        #[arg(long)]
+        amqp_url: Option<String>,
+    },
+}
+
+/// Sizes of one benchmark run.
+#[derive(Debug, Clone, Copy)]
+struct Sizes {
+    phase: Duration,
+    burst_events: usize,
+    burst_owners: usize,
+    steady_rate: f64,
+    steady: Duration,
+}
+
+const FULL: Sizes = Sizes {
+    phase: Duration::from_secs(10),
+    burst_events: 20_000,
+    burst_owners: 5_000,
+    steady_rate: 500.0,
+    steady: Duration::from_secs(20),
+};
+
+const QUICK: Sizes = Sizes {
+    phase: Duration::from_secs(3),
+    burst_events: 4_000,
+    burst_owners: 1_000,
+    steady_rate: 500.0,
+    steady: Duration::from_secs(5),
+};
+
+/// The ingress phases' load, sent to rollcall and to the ceiling servers alike: new owners,
+/// known owners, repeated deliveries and forged signatures.
+const INGRESS_MIX: &str = "new=70,known=20,dup=5,invalid=5";
+
+const BENCH_SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+
+fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
+fn spec(url: &str, integration: &str, secret: &str, conns: usize, mix: Mix) -> Spec {
+    Spec {
+        url: url.to_owned(),
+        integration: integration.to_owned(),
+        secret: secret.to_owned(),
+        conns,
+        rate: None,
+        count: None,
+        duration: None,
+        mix,
+        run: run_id(),
+        known_pool: 1_000,
+        new_owner_cycle: None,
+    }
+}
+
+/// Starts `rollcall-bench ceiling-server` and answers its base URL.
+async fn ceiling_server(amqp_url: Option<&str>) -> anyhow::Result<(tokio::process::Child, String)> {
+    let exe = std::env::current_exe()?;
+    let mut command = tokio::process::Command::new(exe);
+    command.args(["ceiling-server", "--secret", BENCH_SECRET]);
+    if let Some(url) = amqp_url {
+        command.args(["--amqp-url", url]);
+    }
+    let mut server = command
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let stdout = server.stdout.take().context("stdout")?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let url = lines
+        .next_line()
+        .await?
+        .and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        .context("the ceiling server did not start")?;
+    Ok((server, url))
+}
+
+/// The ceiling server under load at 64 and 256 connections.
+async fn ceiling_load(
+    sizes: Sizes,
+    amqp_url: Option<&str>,
+) -> anyhow::Result<BTreeMap<usize, load::Outcome>> {
+    let (mut server, url) = ceiling_server(amqp_url).await?;
+    let mut figures = BTreeMap::new();
+    for conns in [64, 256] {
+        let mut spec = spec(
+            &url,
+            "ceiling",
+            BENCH_SECRET,
+            conns,
+            Mix::parse(INGRESS_MIX)?,
+        );
+        spec.duration = Some(sizes.phase);
+        figures.insert(conns, load::run(spec).await?);
+    }
+    let _ = server.kill().await;
+    Ok(figures)
+}
+
+async fn ceilings(sizes: Sizes, pg_url: &str, amqp_url: &str) -> anyhow::Result<report::Ceilings> {
+    eprintln!("ceilings: HTTP (HMAC only)…");
+    let http = ceiling_load(sizes, None).await?;
+    eprintln!("ceilings: broker (confirmed publishes)…");
+    let broker = ceilings::broker(amqp_url, 64, sizes.phase).await?;
+    eprintln!("ceilings: broker through HTTP (HMAC, then a confirmed publish)…");
+    let http_durable = ceiling_load(sizes, Some(amqp_url)).await?;
+    eprintln!("ceilings: database (single-row transactions)…");
+    let database = ceilings::database(pg_url, 16, sizes.phase).await?;
+    Ok(report::Ceilings {
+        http,
+        broker,
+        http_durable,
+        database,
+    })
+}
+
+/// Ingress at 64 and 256 connections, then (workers running) a burst of new owners and a
+/// steady stream.
+async fn measure(
+    deployment: &mut Deployment,
+    sizes: Sizes,
+    start_workers: &[&str],
+) -> anyhow::Result<DeploymentReport> {
+    let name = deployment.name;
+    let ingress_url = deployment.ingress_url()?;
+    let (integration, secret) = deployment::integration(&deployment.admin_url()?).await?;
+    let mut report = DeploymentReport::default();
+    for conns in [64, 256] {
+        eprintln!("{name}: ingress at {conns} connections…");
+        let mut spec = spec(
+            &ingress_url,
+            &integration,
+            &secret,
+            conns,
+            Mix::parse(INGRESS_MIX)?,
+        );
+        spec.duration = Some(sizes.phase);
+        report.ingress.insert(conns, load::run(spec).await?);
+    }
+    if !start_workers.is_empty() {
+        deployment.spawn(start_workers).await?;
+    }
+    eprintln!("{name}: draining the ingress phase's backlog…");
+    deployment.drain(Duration::from_secs(600)).await?;
+
+    eprintln!(
+        "{name}: burst of {} events for {} new owners…",
+        sizes.burst_events, sizes.burst_owners
+    );
+    let users_before = deployment.scalar("SELECT count(*) FROM users").await?;
+    let mails_before = outbox_count(&deployment.outbox());
+    let mut burst = spec(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
+    burst.count = Some(sizes.burst_events);
+    burst.new_owner_cycle = Some(sizes.burst_owners);
+    let started = Instant::now();
+    let sent = load::run(burst).await?;
+    let owners = i64::try_from(sizes.burst_owners).unwrap_or(i64::MAX);
+    let mut users_done = None;
+    let deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        if users_done.is_none()
+            && deployment.scalar("SELECT count(*) FROM users").await? >= users_before + owners
+        {
+            users_done = Some(started.elapsed());
+        }
+        if users_done.is_some()
+            && outbox_count(&deployment.outbox()) >= mails_before + sizes.burst_owners
+        {
+            break;
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "{name}: the burst did not complete"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let users_seconds = users_done.map_or(0.0, |d| d.as_secs_f64());
+    let all_seconds = started.elapsed().as_secs_f64();
+    report.burst = Some(Burst {
+        events: sizes.burst_events,
+        owners: sizes.burst_owners,
+        seconds_until_all_users: users_seconds,
+        seconds_until_all_invitations: all_seconds,
+        users_per_second: sizes.burst_owners as f64 / users_seconds.max(1e-9),
+        ingress: sent,
+    });
+    deployment.drain(Duration::from_secs(600)).await?;
+
+    eprintln!("{name}: steady {} events/s…", sizes.steady_rate);
+    let mut steady = spec(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
+    steady.rate = Some(sizes.steady_rate);
+    steady.duration = Some(sizes.steady);
+    let run = steady.run.clone();
+    let sent = load::run(steady).await?;
+    deployment.drain(Duration::from_secs(600)).await?;
+    let mut millis = deployment.processing_millis(&run).await?;
+    millis.sort_unstable();
+    let at = |p: f64| -> f64 {
+        if millis.is_empty() {
+            return 0.0;
+        }
+        let rank = ((p / 100.0) * millis.len() as f64).ceil() as usize;
+        millis[rank.clamp(1, millis.len()) - 1] as f64
+    };
+    report.steady = Some(Steady {
+        rate: sizes.steady_rate,
+        events: millis.len(),
+        p50_ms: at(50.0),
+        p99_ms: at(99.0),
+        max_ms: millis.last().copied().unwrap_or(0) as f64,
+        ingress: sent,
+    });
+    for process in &deployment.processes {
+        if let Some(rss) = process.peak_rss_mib() {
+            report.peak_rss_mib.insert(process.role.clone(), rss);
+        }
+    }
+    Ok(report)
+}
+
+fn workdir(name: &str) -> anyhow::Result<PathBuf> {
+    let dir = std::env::temp_dir().join(format!("rollcall-bench-{name}-{}", run_id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
+
+async fn embedded(binary: PathBuf, sizes: Sizes) -> anyhow::Result<DeploymentReport> {
+    let dir = workdir("embedded")?;
+    let mut deployment = Deployment {
+        name: "embedded",
+        binary,
+        database_url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
+        dir,
+        amqp: None,
+        pg_cleanup: None,
+        processes: Vec::new(),
+        db: None,
+    };
+    deployment.spawn(&[]).await?;
+    let result = measure(&mut deployment, sizes, &[]).await;
+    deployment.stop().await?;
+    result
+}
+
+async fn distributed(
+    binary: PathBuf,
+    sizes: Sizes,
+    pg_url: &str,
+    amqp_url: &str,
+) -> anyhow::Result<DeploymentReport> {
+    use sea_orm::ConnectionTrait;
+    let name = format!("rc_bench_{}", run_id());
+    let admin = sea_orm::Database::connect(pg_url).await?;
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await?;
+    let base = pg_url.rsplit_once('/').map_or(pg_url, |(base, _)| base);
+    let mut deployment = Deployment {
+        name: "distributed",
+        binary,
+        dir: workdir("distributed")?,
+        database_url: format!("{base}/{name}"),
+        amqp: Some((amqp_url.to_owned(), format!("bench{}.", run_id()))),
+        pg_cleanup: Some((pg_url.to_owned(), name)),
+        processes: Vec::new(),
+        db: None,
+    };
+    deployment.spawn(&["admin"]).await?;
+    deployment.spawn(&["ingress"]).await?;
+    let result = measure(&mut deployment, sizes, &["worker"]).await;
+    deployment.stop().await?;
+    result
+}
+
+async fn run(
+    scenarios: Vec<Scenario>,
+    quick: bool,
+    rollcall: PathBuf,
+    out: PathBuf,
+    pg_url: String,
+    amqp_url: String,
+) -> anyhow::Result<()> {
+    let sizes = if quick { QUICK } else { FULL };
+    let all = scenarios.is_empty();
+    let wants = |scenario| all || scenarios.contains(&scenario);
+    anyhow::ensure!(
+        !(wants(Scenario::Embedded) || wants(Scenario::Distributed)) || rollcall.exists(),
+        "{} does not exist: build it first (make bench does: cargo build --release -p rollcall)",
+        rollcall.display()
+    );
+    // The processes run in their own directories: name the binary absolutely.
+    let rollcall = std::fs::canonicalize(&rollcall).unwrap_or(rollcall);
+    let mut report = Report::new(quick);
+    if wants(Scenario::Ceilings) {
+        report.ceilings = Some(ceilings(sizes, &pg_url, &amqp_url).await?);
+    }
+    if wants(Scenario::Embedded) {
+        report.embedded = Some(embedded(rollcall.clone(), sizes).await?);
+    }
+    if wants(Scenario::Distributed) {
+        report.distributed = Some(distributed(rollcall, sizes, &pg_url, &amqp_url).await?);
+    }
+    report.check_targets();
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(&out, serde_json::to_string_pretty(&report)?)?;
+    println!("{}", report.markdown());
+    eprintln!("written to {}", out.display());
+    Ok(())
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("rollcall-bench: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Run {
+                scenarios,
+                quick,
+                rollcall,
+                out,
+                pg_url,
+                amqp_url,
+            } => run(scenarios, quick, rollcall, out, pg_url, amqp_url).await,
+            Command::Load {
+                url,
+                integration,
+                secret,
+                conns,
+                rate,
+                count,
+                duration,
+                mix,
+            } => {
+                let mut spec = spec(&url, &integration, &secret, conns, Mix::parse(&mix)?);
+                spec.rate = rate;
+                spec.count = count;
+                spec.duration = count.is_none().then(|| Duration::from_secs_f64(duration));
+                let outcome = load::run(spec).await?;
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+                Ok(())
+            }
+            Command::CeilingServer {
+                addr,
+                secret,
+                amqp_url,
+            } => ceilings::serve_http_ceiling(&addr, &secret, amqp_url.as_deref()).await,
+        }
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("rollcall-bench: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,284 @@
+//! The benchmark's report: every figure, the targets checked against them, and the Markdown
+//! table printed at the end.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::Serialize;
+
+use crate::ceilings::Ceiling;
+use crate::load::Outcome;
+
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct Ceilings {
+    /// HMAC-only HTTP endpoint, by connections.
+    pub http: BTreeMap<usize, Outcome>,
+    /// Confirmed publishes to a quorum queue.
+    pub broker: Ceiling,
+    /// The HMAC-only endpoint answering once the body is confirmed by a quorum queue (durable
+    /// 2xx per second), by connections: the least any durable ingress does per request.
+    pub http_durable: BTreeMap<usize, Outcome>,
+    /// Single-row PostgreSQL transactions.
+    pub database: Ceiling,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Burst {
+    pub events: usize,
+    pub owners: usize,
+    pub seconds_until_all_users: f64,
+    pub seconds_until_all_invitations: f64,
+    pub users_per_second: f64,
+    pub ingress: Outcome,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Steady {
+    pub rate: f64,
+    pub events: usize,
+    /// Webhook accepted → user visible (the decision committed), from the event log.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    pub ingress: Outcome,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub(crate) struct DeploymentReport {
+    /// Mixed load (70 % new owners, 20 % known, 5 % duplicates, 5 % invalid), by connections.
+    pub ingress: BTreeMap<usize, Outcome>,
+    pub burst: Option<Burst>,
+    pub steady: Option<Steady>,
+    /// Peak resident set (VmHWM) of each process, MiB.
+    pub peak_rss_mib: BTreeMap<String, f64>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Target {
+    pub name: String,
+    pub measured: f64,
+    pub target: String,
+    pub met: bool,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Report {
+    pub cpus: usize,
+    pub quick: bool,
+    pub ceilings: Option<Ceilings>,
+    pub embedded: Option<DeploymentReport>,
+    pub distributed: Option<DeploymentReport>,
+    pub targets: Vec<Target>,
+}
+
+impl Report {
+    pub(crate) fn new(quick: bool) -> Self {
+        Self {
+            cpus: std::thread::available_parallelism().map_or(0, usize::from),
+            quick,
+            ceilings: None,
+            embedded: None,
+            distributed: None,
+            targets: Vec::new(),
+        }
+    }
+
+    pub(crate) fn check_targets(&mut self) {
+        let mut targets = Vec::new();
+        let mut at_least = |name: &str, measured: f64, target: f64, unit: &str| {
+            targets.push(Target {
+                name: name.to_owned(),
+                measured,
+                target: format!(">= {target}{unit}"),
+                met: measured >= target,
+            });
+        };
+        if let (Some(ceilings), Some(distributed)) = (&self.ceilings, &self.distributed)
+            && let Some(ingress) = distributed.ingress.get(&64)
+            && let Some(durable) = ceilings.http_durable.get(&64)
+        {
+            at_least(
+                "distributed ingress / broker ceiling through HTTP, 64 connections",
+                ingress.accepted_per_second / durable.accepted_per_second.max(1e-9),
+                0.7,
+                "",
+            );
+        }
+        if let Some(burst) = self.distributed.as_ref().and_then(|d| d.burst.as_ref()) {
+            at_least(
+                "distributed burst: users provisioned per second",
+                burst.users_per_second,
+                2000.0,
+                "",
+            );
+        }
+        if let Some(embedded) = &self.embedded
+            && let Some(ingress) = embedded.ingress.get(&64)
+        {
+            at_least(
+                "embedded accepted per second",
+                ingress.accepted_per_second,
+                1000.0,
+                "",
+            );
+        }
+        let mut below = |name: &str, measured: f64, target: f64| {
+            targets.push(Target {
+                name: name.to_owned(),
+                measured,
+                target: format!("< {target}"),
+                met: measured < target,
+            });
+        };
+        if let Some(ingress) = self.distributed.as_ref().and_then(|d| d.ingress.get(&64)) {
+            below(
+                "distributed ingress p99 ms at 64 connections",
+                ingress.p99_ms,
+                50.0,
+            );
+        }
+        if let Some(steady) = self.distributed.as_ref().and_then(|d| d.steady.as_ref()) {
+            below(
+                "distributed p99 ms webhook -> user at 500/s",
+                steady.p99_ms,
+                250.0,
+            );
+        }
+        for (name, deployment) in [
+            ("embedded", &self.embedded),
+            ("distributed", &self.distributed),
+        ] {
+            for (role, rss) in deployment.iter().flat_map(|d| &d.peak_rss_mib) {
+                below(&format!("{name} {role} process: peak RSS MiB"), *rss, 150.0);
+            }
+        }
+        self.targets = targets;
+    }
+
+    pub(crate) fn markdown(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "## rollcall benchmark ({} CPUs{})\n",
+            self.cpus,
+            if self.quick { ", quick" } else { "" }
+        );
+        if let Some(ceilings) = &self.ceilings {
+            let _ = writeln!(
+                out,
+                "| ceiling | per second | concurrency |\n|---|---:|---:|"
+            );
+            for (conns, http) in &ceilings.http {
+                let _ = writeln!(
+                    out,
+                    "| HTTP, HMAC only (p99 {:.1} ms) | {:.0} | {conns} |",
+                    http.p99_ms, http.accepted_per_second
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| RabbitMQ confirmed publishes (quorum) | {:.0} | {} |",
+                ceilings.broker.per_second, ceilings.broker.concurrency
+            );
+            for (conns, durable) in &ceilings.http_durable {
+                let _ = writeln!(
+                    out,
+                    "| HTTP, HMAC, then a confirmed publish (p99 {:.1} ms) | {:.0} | {conns} |",
+                    durable.p99_ms, durable.accepted_per_second
+                );
+            }
+            let _ = writeln!(
+                out,
+                "| PostgreSQL single-row transactions | {:.0} | {} |\n",
+                ceilings.database.per_second, ceilings.database.concurrency
+            );
+        }
+        let http = |conns: &usize| {
+            self.ceilings
+                .as_ref()
+                .and_then(|c| c.http.get(conns))
+                .map(|o| o.accepted_per_second)
+        };
+        let durable = |conns: &usize| {
+            self.ceilings
+                .as_ref()
+                .and_then(|c| c.http_durable.get(conns))
+                .map(|o| o.accepted_per_second)
+        };
+        let database = self.ceilings.as_ref().map(|c| c.database.per_second);
+        for (name, deployment) in [
+            ("embedded", &self.embedded),
+            ("distributed", &self.distributed),
+        ] {
+            let Some(deployment) = deployment else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "### {name}\n\n| measure | value | vs ceiling |\n|---|---:|---:|"
+            );
+            for (conns, ingress) in &deployment.ingress {
+                let mut versus = Vec::new();
+                if name == "distributed"
+                    && let Some(durable) = durable(conns)
+                {
+                    versus.push(format!(
+                        "{:.2} of HTTP + broker",
+                        ingress.accepted_per_second / durable
+                    ));
+                }
+                if let Some(http) = http(conns) {
+                    versus.push(format!("{:.2} of HTTP", ingress.accepted_per_second / http));
+                }
+                let versus = versus.join("; ");
+                let _ = writeln!(
+                    out,
+                    "| ingress at {conns} connections: accepted/s (p50 / p99 / max ms) | {:.0} ({:.1} / {:.1} / {:.1}) | {versus} |",
+                    ingress.accepted_per_second, ingress.p50_ms, ingress.p99_ms, ingress.max_ms
+                );
+            }
+            if let Some(burst) = &deployment.burst {
+                let versus = database.map_or(String::new(), |db| {
+                    format!("{:.2} of DB", burst.users_per_second / db)
+                });
+                let _ = writeln!(
+                    out,
+                    "| burst {} events / {} new owners: users/s (all users {:.1} s, all invitations {:.1} s) | {:.0} | {versus} |",
+                    burst.events,
+                    burst.owners,
+                    burst.seconds_until_all_users,
+                    burst.seconds_until_all_invitations,
+                    burst.users_per_second
+                );
+            }
+            if let Some(steady) = &deployment.steady {
+                let _ = writeln!(
+                    out,
+                    "| steady {:.0}/s: webhook → user p50 / p99 / max ms | {:.0} / {:.0} / {:.0} | |",
+                    steady.rate, steady.p50_ms, steady.p99_ms, steady.max_ms
+                );
+            }
+            for (role, rss) in &deployment.peak_rss_mib {
+                let _ = writeln!(out, "| peak RSS of the {role} process (MiB) | {rss:.0} | |");
+            }
+            out.push('\n');
+        }
+        if !self.targets.is_empty() {
+            let _ = writeln!(
+                out,
+                "| target | measured | target | met |\n|---|---:|---|---|"
+            );
+            for target in &self.targets {
+                let _ = writeln!(
+                    out,
+                    "| {} | {:.2} | {} | {} |",
+                    target.name,
+                    target.measured,
+                    target.target,
+                    if target.met { "yes" } else { "NO" }
+                );
+            }
+        }
+        out
+    }
+}

@@ -1,0 +1,101 @@
+//! "Was this event already processed?", asked of the event log for many requests at once.
+//!
+//! Under load, dozens of webhooks arrive while one query runs; asking for each on its own would
+//! cost a database round trip, a pooled connection and a backend's CPU per webhook. Instead
+//! every question joins a queue, and a single task sends whatever has gathered as one
+//! `WHERE id IN (…)` query, with a few such queries in flight at most. When the ingress is idle a
+//! question goes out alone and at once, so batching adds no delay: the batches grow only while
+//! earlier ones are still in flight.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use domain::EventId;
+use store::{Store, StoreError};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+
+/// Questions waiting beyond this make askers wait for room (back-pressure, not memory growth).
+const QUEUE: usize = 4096;
+/// Most ids in one query.
+const MAX_BATCH: usize = 512;
+/// Queries in flight at once.
+const IN_FLIGHT: usize = 4;
+
+type Answer = Result<bool, StoreError>;
+
+struct Question {
+    event_id: EventId,
+    answer: oneshot::Sender<Answer>,
+}
+
+/// A handle on the batching task; cheap to clone.
+#[derive(Debug, Clone)]
+pub(crate) struct SeenEvents {
+    questions: mpsc::Sender<Question>,
+}
+
+impl SeenEvents {
+    /// Starts the batching task (it ends when every handle is dropped).
+    pub(crate) fn start(store: Store) -> Self {
+        let (questions, incoming) = mpsc::channel(QUEUE);
+        tokio::spawn(batch(store, incoming));
+        Self { questions }
+    }
+
+    /// Which of `event_ids` the event log already holds. All are asked before any answer is
+    /// awaited, so the ids of one webhook travel in the same batch.
+    pub(crate) async fn recorded(
+        &self,
+        event_ids: &[EventId],
+    ) -> Result<HashSet<EventId>, StoreError> {
+        let stopped = || StoreError::Database("the duplicate check stopped".to_owned());
+        let mut pending = Vec::with_capacity(event_ids.len());
+        for &event_id in event_ids {
+            let (answer, answered) = oneshot::channel();
+            self.questions
+                .send(Question { event_id, answer })
+                .await
+                .map_err(|_| stopped())?;
+            pending.push((event_id, answered));
+        }
+        let mut recorded = HashSet::new();
+        for (event_id, answered) in pending {
+            if answered.await.map_err(|_| stopped())?? {
+                recorded.insert(event_id);
+            }
+        }
+        Ok(recorded)
+    }
+}
+
+async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
+    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    // Waiting for a slot before taking questions is what lets batches grow under load.
+    while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
+        let mut questions = Vec::new();
+        if incoming.recv_many(&mut questions, MAX_BATCH).await == 0 {
+            break;
+        }
+        let store = store.clone();
+        tokio::spawn(async move {
+            let ids: Vec<EventId> = questions.iter().map(|q| q.event_id).collect();
+            match store.recorded_events(&ids).await {
+                Ok(recorded) => answer_all(questions, &recorded),
+                Err(err) => {
+                    for question in questions {
+                        let _ = question.answer.send(Err(err.clone()));
+                    }
+                }
+            }
+            drop(slot);
+        });
+    }
+}
+
+fn answer_all(questions: Vec<Question>, recorded: &HashSet<EventId>) {
+    for question in questions {
+        let _ = question
+            .answer
+            .send(Ok(recorded.contains(&question.event_id)));
+    }
+}
