@@ -101,6 +101,29 @@ pub(crate) struct EmbeddedConsumer {
 }
 
 impl EmbeddedConsumer {
+    /// A delivery already claimed, if there is one (never waits).
+    pub(crate) fn try_next(&mut self) -> Option<Delivery> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let job = self.claimed.pop_front()?;
+        Some(self.deliver(job))
+    }
+
+    fn deliver(&self, job: QueueJob) -> Delivery {
+        Delivery {
+            event_id: Some(job.event_id),
+            body: job.envelope.clone().into_bytes(),
+            attempt: u32::try_from(job.attempts).unwrap_or(1),
+            errors: job.errors.clone(),
+            handle: DeliveryHandle::Embedded(JobHandle {
+                store: self.store.clone(),
+                retry: self.retry.clone(),
+                job,
+            }),
+        }
+    }
+
     pub(crate) async fn next(&mut self) -> Option<Delivery> {
         let mut failures: u32 = 0;
         loop {
@@ -115,17 +138,7 @@ impl EmbeddedConsumer {
                 return None;
             }
             if let Some(job) = self.claimed.pop_front() {
-                return Some(Delivery {
-                    event_id: Some(job.event_id),
-                    body: job.envelope.clone().into_bytes(),
-                    attempt: u32::try_from(job.attempts).unwrap_or(1),
-                    errors: job.errors.clone(),
-                    handle: DeliveryHandle::Embedded(JobHandle {
-                        store: self.store.clone(),
-                        retry: self.retry.clone(),
-                        job,
-                    }),
-                });
+                return Some(self.deliver(job));
             }
             // Register interest before looking, so a publish between the look and the wait
             // still wakes us.
@@ -179,6 +192,19 @@ pub(crate) struct JobHandle {
 }
 
 impl JobHandle {
+    /// Acknowledges several jobs at once.
+    pub(crate) async fn ack_many(jobs: Vec<JobHandle>) -> Result<(), BusError> {
+        let Some(first) = jobs.first() else {
+            return Ok(());
+        };
+        let ids: Vec<i64> = jobs.iter().map(|handle| handle.job.id).collect();
+        first
+            .store
+            .queue_ack_many(&ids)
+            .await
+            .map_err(|err| unavailable(&err))
+    }
+
     pub(crate) async fn ack(self) -> Result<(), BusError> {
         self.store
             .queue_ack(self.job.id)

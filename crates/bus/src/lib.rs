@@ -189,6 +189,24 @@ impl Consumer {
             ConsumerKind::Amqp(consumer) => consumer.next().await,
         }
     }
+
+    /// The next delivery, with up to `max - 1` more that are already at hand (prefetched):
+    /// waits for the first only, so a quiet queue yields batches of one.
+    pub async fn next_batch(&mut self, max: usize) -> Option<Vec<Delivery>> {
+        let first = self.next().await?;
+        let mut batch = vec![first];
+        while batch.len() < max {
+            let more = match &mut self.inner {
+                ConsumerKind::Embedded(consumer) => consumer.try_next(),
+                ConsumerKind::Amqp(consumer) => consumer.try_next(),
+            };
+            match more {
+                Some(delivery) => batch.push(delivery),
+                None => break,
+            }
+        }
+        Some(batch)
+    }
 }
 
 /// Queue depths.
@@ -229,6 +247,23 @@ impl Delivery {
             DeliveryHandle::Embedded(job) => job.ack().await,
             DeliveryHandle::Amqp(handle) => handle.ack().await,
         }
+    }
+
+    /// Acknowledges several deliveries (on the embedded queue, in one statement).
+    pub async fn ack_all(deliveries: Vec<Delivery>) -> Result<(), BusError> {
+        let mut jobs = Vec::new();
+        let mut result = Ok(());
+        for delivery in deliveries {
+            match delivery.handle {
+                DeliveryHandle::Embedded(job) => jobs.push(job),
+                DeliveryHandle::Amqp(handle) => {
+                    if let Err(err) = handle.ack().await {
+                        result = Err(err);
+                    }
+                }
+            }
+        }
+        embedded::JobHandle::ack_many(jobs).await.and(result)
     }
 
     /// Processing failed: retry it after a delay, or, when the failure is permanent or the

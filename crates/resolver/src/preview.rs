@@ -4,7 +4,7 @@
 use domain::{Decision, NormalizedEmail, UserId};
 use serde::Serialize;
 use sources::{DeliveryHints, FieldMapping};
-use store::{Integration, Store, StoreError};
+use store::{Integration, OwnerKey, Store, StoreError};
 
 use crate::{DecisionContext, decide};
 
@@ -63,35 +63,47 @@ pub async fn preview(
         &mapping,
     )
     .map_err(|err| PreviewError::Payload(err.to_string()))?;
-    let mut previews = Vec::with_capacity(events.len());
+    let mut parsed = Vec::with_capacity(events.len());
     for event in events {
         let owners = sources::owners(integration.source, &event.payload, &mapping)
             .map_err(|err| PreviewError::Payload(err.to_string()))?;
+        let emails: Vec<Option<NormalizedEmail>> = owners
+            .iter()
+            .map(|owner| {
+                owner
+                    .email
+                    .as_deref()
+                    .and_then(|e| NormalizedEmail::parse(e).ok())
+            })
+            .collect();
+        parsed.push((event, owners, emails));
+    }
+    let keys: Vec<OwnerKey<'_>> = parsed
+        .iter()
+        .flat_map(|(_, owners, emails)| {
+            owners.iter().zip(emails).map(|(owner, email)| {
+                OwnerKey::of(integration.tenant_id, integration.id, owner, email.as_ref())
+            })
+        })
+        .collect();
+    let states = store.owner_states(&keys).await?;
+    let mut previews = Vec::with_capacity(parsed.len());
+    for (event, owners, emails) in &parsed {
         let context = DecisionContext {
             event_type: &event.event_type,
             occurred_at: event.occurred_at,
         };
         let mut decided = Vec::with_capacity(owners.len());
-        for owner in owners {
-            let email = owner
-                .email
-                .as_deref()
-                .and_then(|e| NormalizedEmail::parse(e).ok());
-            let state = store
-                .current_state(
-                    integration.tenant_id,
-                    integration.id,
-                    &owner.external_id,
-                    email.as_ref(),
-                )
-                .await?;
-            let decision = decide(&owner, &state, &integration.settings, &context);
+        for (owner, email) in owners.iter().zip(emails) {
+            let key = OwnerKey::of(integration.tenant_id, integration.id, owner, email.as_ref());
+            let state = states.current_state(&key)?;
+            let decision = decide(owner, &state, &integration.settings, &context);
             let (status, role, invite) = match &decision {
                 Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
                 _ => (None, None, false),
             };
             decided.push(OwnerPreview {
-                external_id: owner.external_id,
+                external_id: owner.external_id.clone(),
                 action: decision.action(),
                 outcome: decision.outcome(),
                 reason: decision.reason(),
@@ -102,8 +114,8 @@ pub async fn preview(
             });
         }
         previews.push(PreviewedEvent {
-            provider_event_id: event.provider_event_id,
-            event_type: event.event_type,
+            provider_event_id: event.provider_event_id.clone(),
+            event_type: event.event_type.clone(),
             owners: decided,
         });
     }

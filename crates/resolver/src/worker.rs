@@ -1,11 +1,20 @@
 //! The consumer loop: deliveries in, committed effects and acknowledgements out.
+//!
+//! Deliveries are applied in batches: whatever the queue has handed over (up to
+//! [`WorkerOptions::batch_size`]) goes through one transaction, in delivery order, and is
+//! acknowledged after the commit. Under light load a batch is a single event, so batching adds
+//! no wait; under a burst it turns hundreds of commits into a few. When a batch fails as a whole
+//! (a bad event, a lost race, a bug), its events are applied again one by one, each settled on
+//! its own, so one event's failure never holds up or dead-letters the others.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 
 use bus::{Bus, ConsumeOptions, Delivery, FailureKind, Settled};
-use domain::{EventEnvelope, IntegrationState, Timestamp};
-use provisioner::{Applied, Mode, ProvisionError, Provisioner};
-use store::IntegrationCache;
+use domain::{CurrentState, EventEnvelope, IntegrationState, OwnerFacts, Timestamp};
+use futures_util::FutureExt;
+use provisioner::{Applied, Item, Mode, ProvisionError, Provisioner};
+use store::{CachedIntegration, IntegrationCache};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -16,15 +25,18 @@ use crate::{DecisionContext, decide};
 /// How a worker consumes.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkerOptions {
-    /// Events processed at once by this worker.
+    /// Batches processed at once by this worker.
     pub concurrency: usize,
+    /// Most events applied in one transaction.
+    pub batch_size: usize,
     pub consume: ConsumeOptions,
 }
 
 impl Default for WorkerOptions {
     fn default() -> Self {
         Self {
-            concurrency: 16,
+            concurrency: 4,
+            batch_size: 128,
             consume: ConsumeOptions::default(),
         }
     }
@@ -67,6 +79,56 @@ impl From<store::StoreError> for Failure {
     }
 }
 
+/// An event ready to apply: decoded, its integration found, its owners read.
+#[derive(Debug)]
+struct Prepared {
+    envelope: EventEnvelope,
+    owners: Vec<OwnerFacts>,
+    integration: Arc<CachedIntegration>,
+    attempt: u32,
+}
+
+impl Prepared {
+    fn mode(&self) -> Mode {
+        // Events a revoked integration accepted before revocation are still applied: they
+        // were answered 2xx.
+        match self.integration.integration.state {
+            IntegrationState::Draft => Mode::Shadow,
+            IntegrationState::Live | IntegrationState::Revoked => Mode::Live,
+        }
+    }
+}
+
+/// Applies prepared events in one transaction, each decided with its integration's settings.
+async fn apply_all(
+    provisioner: &Provisioner,
+    prepared: &[Prepared],
+) -> Result<Vec<Applied>, ProvisionError> {
+    let deciders: Vec<_> = prepared
+        .iter()
+        .map(|event| {
+            let settings = &event.integration.integration.settings;
+            let context = DecisionContext {
+                event_type: &event.envelope.event_type,
+                occurred_at: event.envelope.occurred_at,
+            };
+            move |owner: &OwnerFacts, state: &CurrentState| decide(owner, state, settings, &context)
+        })
+        .collect();
+    let items: Vec<Item<'_>> = prepared
+        .iter()
+        .zip(&deciders)
+        .map(|(event, decider)| Item {
+            envelope: &event.envelope,
+            owners: &event.owners,
+            mode: event.mode(),
+            attempt: event.attempt,
+            decide: decider,
+        })
+        .collect();
+    provisioner.apply_batch(&items).await
+}
+
 impl Worker {
     #[must_use]
     pub fn new(
@@ -83,18 +145,20 @@ impl Worker {
         }
     }
 
-    /// Consumes until `shutdown` is cancelled, then finishes the events in flight.
+    /// Consumes until `shutdown` is cancelled, then finishes the batches in flight.
     pub async fn run(self, shutdown: CancellationToken) {
         let mut consumer = self.bus.consumer(self.options.consume, shutdown.clone());
         let slots = Arc::new(Semaphore::new(self.options.concurrency.max(1)));
         let mut in_flight = JoinSet::new();
-        while let Some(delivery) = consumer.next().await {
-            let Ok(slot) = Arc::clone(&slots).acquire_owned().await else {
+        // A free slot is taken before deliveries are: while every slot is busy, deliveries
+        // gather in the consumer and the next batch is bigger.
+        while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
+            let Some(batch) = consumer.next_batch(self.options.batch_size.max(1)).await else {
                 break;
             };
             let worker = self.clone();
             in_flight.spawn(async move {
-                worker.handle(delivery).await;
+                worker.handle_batch(batch).await;
                 drop(slot);
             });
             while in_flight.try_join_next().is_some() {}
@@ -102,31 +166,141 @@ impl Worker {
         while in_flight.join_next().await.is_some() {}
     }
 
-    /// Processes one delivery and settles it: acknowledged once its effects are committed,
-    /// retried after a delay when the failure is transient, dead-lettered when it is permanent
-    /// or the attempts are spent. A panic while processing is contained here (treated as a
-    /// permanent failure: a bug does not fix itself on retry); the consumer carries on.
-    async fn handle(&self, delivery: Delivery) {
-        let worker = self.clone();
-        let body = delivery.body.clone();
-        let attempt = delivery.attempt;
-        let result = match tokio::spawn(async move { worker.process(&body, attempt).await }).await {
-            Ok(result) => result,
-            Err(join) => Err(Failure::Permanent(format!("processing panicked: {join}"))),
-        };
+    /// Applies a batch and settles every delivery in it: acknowledged once its effects are
+    /// committed, retried after a delay when the failure is transient, dead-lettered when it
+    /// is permanent or the attempts are spent. A panic while processing is contained here
+    /// (treated as a permanent failure of the event that caused it: a bug does not fix itself
+    /// on retry); the consumer carries on.
+    async fn handle_batch(&self, deliveries: Vec<Delivery>) {
+        let mut ready = Vec::with_capacity(deliveries.len());
+        let mut prepared = Vec::with_capacity(deliveries.len());
+        for delivery in deliveries {
+            let preparing = AssertUnwindSafe(self.prepare(&delivery)).catch_unwind();
+            match preparing
+                .await
+                .unwrap_or_else(|panic| Err(panicked(&*panic)))
+            {
+                Ok(event) => {
+                    ready.push(delivery);
+                    prepared.push(event);
+                }
+                Err(failure) => self.settle(delivery, Err(failure)).await,
+            }
+        }
+        if prepared.is_empty() {
+            return;
+        }
+        let prepared = Arc::new(prepared);
+        let span = tracing::debug_span!("batch", events = prepared.len());
+        let provisioner = self.provisioner.clone();
+        let batch = Arc::clone(&prepared);
+        let applied =
+            tokio::spawn(async move { apply_all(&provisioner, &batch).await }.instrument(span))
+                .await;
+        match applied {
+            Ok(Ok(applied)) => {
+                // Fault tests crash here: effects committed, deliveries not yet acknowledged.
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("worker-after-commit", |_| std::process::abort());
+                for (event, applied) in prepared.iter().zip(&applied) {
+                    log_applied(event, applied);
+                }
+                self.acknowledge(ready, &applied).await;
+            }
+            // A single event failed on its own: settle it with that failure.
+            Ok(Err(err)) if ready.len() == 1 => {
+                for delivery in ready {
+                    self.settle(delivery, Err(err.clone().into())).await;
+                }
+            }
+            Ok(Err(_)) | Err(_) => self.one_by_one(ready, &prepared).await,
+        }
+    }
+
+    /// Applies each event of a failed batch on its own, in order, and settles it.
+    async fn one_by_one(&self, deliveries: Vec<Delivery>, prepared: &Arc<Vec<Prepared>>) {
+        for (index, delivery) in deliveries.into_iter().enumerate() {
+            let provisioner = self.provisioner.clone();
+            let events = Arc::clone(prepared);
+            let span = tracing::debug_span!("event", event_id = %prepared[index].envelope.event_id);
+            let result = match tokio::spawn(
+                async move { apply_all(&provisioner, &events[index..=index]).await }
+                    .instrument(span),
+            )
+            .await
+            {
+                Ok(Ok(mut applied)) => applied
+                    .pop()
+                    .ok_or_else(|| Failure::Permanent("nothing was applied".to_owned())),
+                Ok(Err(err)) => Err(err.into()),
+                Err(join) => Err(match join.try_into_panic() {
+                    Ok(panic) => panicked(&*panic),
+                    Err(join) => Failure::Transient(format!("processing was cancelled: {join}")),
+                }),
+            };
+            if let Ok(applied) = &result {
+                #[cfg(feature = "failpoints")]
+                fail::fail_point!("worker-after-commit", |_| std::process::abort());
+                log_applied(&prepared[index], applied);
+            }
+            self.settle(delivery, result).await;
+        }
+    }
+
+    /// Decodes a delivery, finds its integration and reads its owners.
+    async fn prepare(&self, delivery: &Delivery) -> Result<Prepared, Failure> {
+        let envelope = EventEnvelope::from_json(&delivery.body)
+            .map_err(|err| Failure::Permanent(format!("undecodable envelope: {err}")))?;
+        let integration = self
+            .integrations
+            .get(envelope.integration_id)
+            .await?
+            .ok_or_else(|| Failure::Permanent("integration no longer exists".to_owned()))?;
+        // Fault tests make chosen events (delivery ids starting with "poison") fail the way a
+        // persistent transient fault would.
+        #[cfg(feature = "failpoints")]
+        fail::fail_point!(
+            "process-event",
+            envelope.provider_event_id.starts_with("poison"),
+            |_| Err(Failure::Transient(
+                "injected failure (process-event failpoint)".to_owned()
+            ))
+        );
+        let source = integration.integration.source;
+        let mapping = sources::FieldMapping::for_source(
+            source,
+            integration.integration.settings.field_mapping.as_ref(),
+        );
+        let owners = sources::owners(source, &envelope.payload, &mapping)
+            .map_err(|err| Failure::Permanent(format!("payload: {err}")))?;
+        Ok(Prepared {
+            envelope,
+            owners,
+            integration,
+            attempt: delivery.attempt,
+        })
+    }
+
+    /// Acknowledges deliveries whose effects are committed.
+    async fn acknowledge(&self, deliveries: Vec<Delivery>, applied: &[Applied]) {
+        metrics::counter!("rollcall_event_attempts_total").increment(deliveries.len() as u64);
+        for applied in applied {
+            count_processed(applied);
+        }
+        if let Err(err) = Delivery::ack_all(deliveries).await {
+            // The queue will deliver them again; the event log makes that delivery a no-op.
+            tracing::warn!(error = %err, "could not acknowledge deliveries");
+        }
+    }
+
+    /// Settles one delivery with its result.
+    async fn settle(&self, delivery: Delivery, result: Result<Applied, Failure>) {
         let event_id = delivery.event_id;
+        let attempt = delivery.attempt;
         metrics::counter!("rollcall_event_attempts_total").increment(1);
         let settled = match &result {
             Ok(applied) => {
-                let outcome = match applied {
-                    Applied::Recorded { outcome, .. } => outcome.as_str(),
-                    Applied::AlreadyProcessed => "already_processed",
-                };
-                metrics::counter!("rollcall_events_processed_total", "outcome" => outcome)
-                    .increment(1);
-                // Fault tests crash here: effects committed, delivery not yet acknowledged.
-                #[cfg(feature = "failpoints")]
-                fail::fail_point!("worker-after-commit", |_| std::process::abort());
+                count_processed(applied);
                 delivery.ack().await
             }
             Err(failure) => {
@@ -154,67 +328,37 @@ impl Worker {
             tracing::warn!(event_id = ?event_id, error = %err, "could not settle the delivery");
         }
     }
+}
 
-    async fn process(&self, body: &[u8], attempt: u32) -> Result<Applied, Failure> {
-        let envelope = EventEnvelope::from_json(body)
-            .map_err(|err| Failure::Permanent(format!("undecodable envelope: {err}")))?;
-        let span = tracing::info_span!(
-            "event",
-            event_id = %envelope.event_id,
-            integration_id = %envelope.integration_id,
-            tenant_id = %envelope.tenant_id,
-        );
-        self.apply(envelope, attempt).instrument(span).await
-    }
+/// A panic while processing an event, as its failure: permanent, since a bug does not fix
+/// itself on retry.
+fn panicked(panic: &(dyn std::any::Any + Send)) -> Failure {
+    let message = panic
+        .downcast_ref::<&str>()
+        .map(|text| (*text).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_owned());
+    Failure::Permanent(format!("processing panicked: {message}"))
+}
 
-    async fn apply(&self, envelope: EventEnvelope, attempt: u32) -> Result<Applied, Failure> {
-        let cached = self
-            .integrations
-            .get(envelope.integration_id)
-            .await?
-            .ok_or_else(|| Failure::Permanent("integration no longer exists".to_owned()))?;
-        let integration = &cached.integration;
-        // Fault tests make chosen events (delivery ids starting with "poison") fail the way a
-        // persistent transient fault would.
-        #[cfg(feature = "failpoints")]
-        fail::fail_point!(
-            "process-event",
-            envelope.provider_event_id.starts_with("poison"),
-            |_| Err(Failure::Transient(
-                "injected failure (process-event failpoint)".to_owned()
-            ))
-        );
-        let mapping = sources::FieldMapping::for_source(
-            integration.source,
-            integration.settings.field_mapping.as_ref(),
-        );
-        let owners = sources::owners(integration.source, &envelope.payload, &mapping)
-            .map_err(|err| Failure::Permanent(format!("payload: {err}")))?;
-        // Events a revoked integration accepted before revocation are still applied: they
-        // were answered 2xx.
-        let mode = match integration.state {
-            IntegrationState::Draft => Mode::Shadow,
-            IntegrationState::Live | IntegrationState::Revoked => Mode::Live,
-        };
-        let settings = &integration.settings;
-        let context = DecisionContext {
-            event_type: &envelope.event_type,
-            occurred_at: envelope.occurred_at,
-        };
-        let applied = self
-            .provisioner
-            .apply(&envelope, &owners, mode, attempt, |owner, state| {
-                decide(owner, state, settings, &context)
-            })
-            .await?;
-        match &applied {
-            Applied::Recorded { outcome, .. } => tracing::debug!(
-                outcome = %outcome,
-                latency_ms = Timestamp::now().millis() - envelope.received_at.millis(),
-                "event processed"
-            ),
-            Applied::AlreadyProcessed => tracing::debug!("event already processed"),
+fn count_processed(applied: &Applied) {
+    let outcome = match applied {
+        Applied::Recorded { outcome, .. } => outcome.as_str(),
+        Applied::AlreadyProcessed => "already_processed",
+    };
+    metrics::counter!("rollcall_events_processed_total", "outcome" => outcome).increment(1);
+}
+
+fn log_applied(event: &Prepared, applied: &Applied) {
+    match applied {
+        Applied::Recorded { outcome, .. } => tracing::debug!(
+            event_id = %event.envelope.event_id,
+            outcome = %outcome,
+            latency_ms = Timestamp::now().millis() - event.envelope.received_at.millis(),
+            "event processed"
+        ),
+        Applied::AlreadyProcessed => {
+            tracing::debug!(event_id = %event.envelope.event_id, "event already processed");
         }
-        Ok(applied)
     }
 }

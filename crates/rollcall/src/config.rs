@@ -39,8 +39,10 @@ pub(crate) struct Config {
     pub log: String,
     /// `text` or `json`.
     pub log_format: String,
-    /// Events one worker process handles at once.
+    /// Batches one worker process applies at once.
     pub worker_concurrency: usize,
+    /// Most events applied in one transaction.
+    pub worker_batch_size: usize,
     /// Deliveries a worker holds unacknowledged.
     pub worker_prefetch: u16,
     /// Comma-separated retry delays in milliseconds, one per attempt (the last repeats).
@@ -81,8 +83,9 @@ impl Default for Config {
             data_dir: PathBuf::from("rollcall-data"),
             log: "info".to_owned(),
             log_format: "text".to_owned(),
-            worker_concurrency: 16,
-            worker_prefetch: 64,
+            worker_concurrency: 4,
+            worker_batch_size: 128,
+            worker_prefetch: 256,
             retry_delays_ms: "1000,5000,30000,120000,600000".to_owned(),
             max_attempts: 8,
             queue_visibility_seconds: 60,
@@ -114,6 +117,7 @@ const KEYS: &[&str] = &[
     "log",
     "log_format",
     "worker_concurrency",
+    "worker_batch_size",
     "worker_prefetch",
     "retry_delays_ms",
     "max_attempts",
@@ -174,10 +178,14 @@ impl Config {
                 "ROLLCALL_REQUEST_TIMEOUT_SECONDS must be greater than ROLLCALL_BODY_TIMEOUT_SECONDS (and both at least 1)"
             );
         }
-        if self.worker_concurrency == 0 || self.worker_prefetch == 0 {
+        if self.worker_concurrency == 0 || self.worker_prefetch == 0 || self.worker_batch_size == 0
+        {
             anyhow::bail!(
-                "ROLLCALL_WORKER_CONCURRENCY and ROLLCALL_WORKER_PREFETCH must be at least 1"
+                "ROLLCALL_WORKER_CONCURRENCY, ROLLCALL_WORKER_BATCH_SIZE and ROLLCALL_WORKER_PREFETCH must be at least 1"
             );
+        }
+        if self.worker_batch_size > 1000 {
+            anyhow::bail!("ROLLCALL_WORKER_BATCH_SIZE must be at most 1000");
         }
         if let Some(url) = &self.amqp_url
             && !(url.starts_with("amqp://") || url.starts_with("amqps://"))

@@ -167,6 +167,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             provisioner,
             WorkerOptions {
                 concurrency: config.worker_concurrency,
+                batch_size: config.worker_batch_size,
                 consume: ConsumeOptions {
                     prefetch: config.worker_prefetch,
                     visibility_timeout: Duration::from_secs(config.queue_visibility_seconds),

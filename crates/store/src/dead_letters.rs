@@ -13,7 +13,7 @@ use uuid::Uuid;
 use crate::entities::{dead_letter, queue_job};
 use crate::page::{self, Cursor, Page};
 use crate::queue::AttemptError;
-use crate::{Result, Store, StoreError, WriteTx};
+use crate::{Result, Store, StoreError};
 
 /// Why an event was given up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -306,18 +306,6 @@ impl Store {
             )
             .filter(dead_letter::Column::Id.eq(id.as_uuid()))
             .exec(self.db())
-            .await?;
-        Ok(())
-    }
-}
-
-impl WriteTx {
-    /// An event that was dead-lettered and has now been processed leaves the store (it is in
-    /// the event log instead, with its replay recorded there).
-    pub async fn clear_dead_letter(&self, event_id: EventId) -> Result<()> {
-        dead_letter::Entity::delete_many()
-            .filter(dead_letter::Column::EventId.eq(event_id.as_uuid()))
-            .exec(&self.tx)
             .await?;
         Ok(())
     }

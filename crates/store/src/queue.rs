@@ -128,6 +128,18 @@ impl Store {
         Ok(())
     }
 
+    /// Removes processed jobs (one statement, one commit).
+    pub async fn queue_ack_many(&self, job_ids: &[i64]) -> Result<()> {
+        if job_ids.is_empty() {
+            return Ok(());
+        }
+        queue_job::Entity::delete_many()
+            .filter(queue_job::Column::Id.is_in(job_ids.iter().copied()))
+            .exec(self.db())
+            .await?;
+        Ok(())
+    }
+
     /// Makes a job visible again at `available_at`, with its attempts' errors so far.
     pub async fn queue_retry(
         &self,

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use domain::{EventId, Timestamp};
-use futures_util::StreamExt;
+use futures_util::{FutureExt, StreamExt};
 use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions};
 use lapin::types::{AMQPValue, FieldTable};
 use lapin::{BasicProperties, Channel};
@@ -85,6 +85,23 @@ impl AmqpConsumer {
     pub(crate) async fn next(&mut self) -> Option<Delivery> {
         let delivery = self.next_raw().await?;
         Some(to_delivery(&self.shared, delivery))
+    }
+
+    /// A delivery the broker has already pushed, if there is one (never waits).
+    pub(crate) fn try_next(&mut self) -> Option<Delivery> {
+        if self.shutdown.is_cancelled() {
+            return None;
+        }
+        let (_, consumer) = self.subscription.as_mut()?;
+        match consumer.next().now_or_never() {
+            Some(Some(Ok(delivery))) => Some(to_delivery(&self.shared, delivery)),
+            // A failed or ended stream is resubscribed by the next `next`.
+            Some(Some(Err(_)) | None) => {
+                self.subscription = None;
+                None
+            }
+            None => None,
+        }
     }
 
     async fn next_raw(&mut self) -> Option<lapin::message::Delivery> {
