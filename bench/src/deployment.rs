@@ -1,7 +1,7 @@
 //! Starting rollcall the way it is deployed (one embedded process; or separate ingress, API and
 //! worker processes on PostgreSQL and RabbitMQ), and reading what the benchmark needs from it.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -68,10 +68,6 @@ pub(crate) struct Deployment {
 }
 
 impl Deployment {
-    pub(crate) fn outbox(&self) -> PathBuf {
-        self.dir.join("data").join("outbox")
-    }
-
     fn command(&self) -> Command {
         let mut command = Command::new(&self.binary);
         for (key, _) in std::env::vars() {
@@ -199,6 +195,47 @@ impl Deployment {
         Ok(row.try_get_by_index::<i64>(0)?)
     }
 
+    /// Rows of `table` (whose ids are UUIDv7) created since `since`, optionally with a
+    /// condition. The id range is an index range scan, so polling this during a run costs
+    /// little, unlike `count(*)` over a table that earlier phases filled.
+    pub(crate) async fn created_since(
+        &mut self,
+        table: &str,
+        since: std::time::SystemTime,
+        condition: &str,
+    ) -> anyhow::Result<i64> {
+        let millis = since
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        // The smallest UUIDv7 of that millisecond: the timestamp, then zeros.
+        let mut bytes = [0u8; 16];
+        bytes[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        let bound = uuid::Uuid::from_bytes(bytes);
+        let db = self.database().await?;
+        let backend = db.get_database_backend();
+        let extra = if condition.is_empty() {
+            String::new()
+        } else {
+            format!(" AND {condition}")
+        };
+        let row = db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT count(*) FROM {table} WHERE id >= {}{extra}",
+                    match backend {
+                        sea_orm::DbBackend::Postgres => "$1",
+                        _ => "?",
+                    }
+                ),
+                [bound.into()],
+            ))
+            .await?
+            .context("no row")?;
+        Ok(row.try_get_by_index::<i64>(0)?)
+    }
+
     /// Milliseconds from acceptance to the committed decision of each event whose delivery id
     /// starts with `prefix`.
     pub(crate) async fn processing_millis(&mut self, prefix: &str) -> anyhow::Result<Vec<i64>> {
@@ -241,13 +278,18 @@ impl Deployment {
         }
     }
 
-    /// Waits until nothing is queued and the event log stopped growing.
+    /// Waits until nothing is queued, the event log stopped growing and every invitation is
+    /// sent, so that the next phase starts on a quiet system instead of sharing the machine
+    /// with the previous phase's leftovers.
     pub(crate) async fn drain(&mut self, limit: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + limit;
         let mut last = -1;
         loop {
             let logged = self.scalar("SELECT count(*) FROM events").await?;
-            if self.backlog().await? == 0 && logged == last {
+            let unsent = self
+                .scalar("SELECT count(*) FROM invitations WHERE status IN ('queued', 'sending')")
+                .await?;
+            if unsent == 0 && self.backlog().await? == 0 && logged == last {
                 return Ok(());
             }
             anyhow::ensure!(
@@ -300,18 +342,6 @@ async fn delete_queues(url: &str, prefix: &str) {
         }
     }
     let _ = connection.close(200, "done".into()).await;
-}
-
-/// `.eml` files in the outbox.
-pub(crate) fn outbox_count(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(Result::ok)
-                .filter(|e| e.path().extension().is_some_and(|x| x == "eml"))
-                .count()
-        })
-        .unwrap_or(0)
 }
 
 /// Creates a tenant and a live integration; answers its id and secret.
