@@ -14,6 +14,7 @@ mod m0001_initial;
 mod m0002_issues;
 mod m0003_dead_letters;
 mod m0004_invitation_tokens;
+mod m0005_tenant_invitation_settings;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -27,6 +28,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0002_issues::Migration),
             Box::new(m0003_dead_letters::Migration),
             Box::new(m0004_invitation_tokens::Migration),
+            Box::new(m0005_tenant_invitation_settings::Migration),
         ]
     }
 }

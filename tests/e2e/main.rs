@@ -16,5 +16,6 @@ mod backbone;
 mod dead_letters;
 mod faults;
 mod ingress;
+mod invitations;
 mod provisioning;
 mod support;

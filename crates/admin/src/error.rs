@@ -27,6 +27,10 @@ pub enum AdminError {
     Invalid { field: String, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// It existed but can no longer be used (an expired, used or replaced invitation link);
+    /// `kind` is the problem type's slug.
+    #[error("{message}")]
+    Gone { kind: &'static str, message: String },
     #[error("the database is unavailable; retry later")]
     Unavailable(String),
     #[error("internal error")]
@@ -85,6 +89,7 @@ impl IntoResponse for AdminError {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid", detail).with_field(field)
             }
             AdminError::Conflict(_) => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+            AdminError::Gone { kind, .. } => Problem::new(StatusCode::GONE, kind, detail),
             AdminError::Unavailable(cause) => {
                 tracing::warn!(%cause, "internal API: database unavailable");
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)

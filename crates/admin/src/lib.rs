@@ -83,6 +83,18 @@ pub fn router(state: AdminState) -> Router {
         )
         .route("/v1/users", get(routes::users::list))
         .route("/v1/users/{id}", get(routes::users::show))
+        .route(
+            "/v1/users/{id}/invitations",
+            post(routes::invitations::send),
+        )
+        .route(
+            "/v1/invitations/{token}/accept",
+            post(routes::invitations::accept),
+        )
+        .route(
+            "/v1/tenants/{id}",
+            get(routes::tenants::show).patch(routes::tenants::update),
+        )
         .route("/v1/events", get(routes::events::list))
         .route("/v1/events/{id}", get(routes::events::show))
         .route_layer(middleware::from_fn_with_state(

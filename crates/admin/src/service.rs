@@ -171,8 +171,13 @@ fn non_empty(field: &str, value: &str, max: usize) -> ApiResult<String> {
 }
 
 pub async fn create_tenant(store: &Store, name: &str) -> ApiResult<Tenant> {
-    let name = non_empty("name", name, 200)?;
+    let name = tenant_name(name)?;
     Ok(store.create_tenant(&name, Timestamp::now()).await?)
+}
+
+/// A tenant's name as given: trimmed, not empty, at most 200 characters.
+pub fn tenant_name(name: &str) -> ApiResult<String> {
+    non_empty("name", name, 200)
 }
 
 /// A request to create an integration.

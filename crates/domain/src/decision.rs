@@ -25,6 +25,8 @@ pub struct UserSnapshot {
     pub team_id: Option<TeamId>,
     /// The CRM's `occurred_at` of the newest event applied to this user.
     pub source_updated_at: Option<Timestamp>,
+    /// An invitation was queued for this user at some point (sent, failed or not).
+    pub invited: bool,
 }
 
 /// What the database says about an owner before the decision.
@@ -153,6 +155,8 @@ pub enum Decision {
         changes: UserChanges,
         /// Flag for the event log (e.g. activity of a pending user).
         note: Option<String>,
+        /// Queue the invitation a user created pending or inactive did not get then.
+        invite: bool,
     },
     /// Known owner, nothing to change.
     Unchanged {
@@ -245,6 +249,7 @@ mod tests {
                 ..UserChanges::default()
             },
             note: None,
+            invite: false,
         }
     }
 

@@ -14,6 +14,7 @@ mod ids;
 mod owner;
 mod settings;
 mod states;
+mod tenant_settings;
 mod timestamp;
 
 pub use decision::{
@@ -31,4 +32,5 @@ pub use settings::{
     SettingsError, Source, StatusFilter, WorkflowPattern,
 };
 pub use states::{EventOutcome, IntegrationState, InvitationStatus, UnknownState, UserStatus};
+pub use tenant_settings::{TOKEN_PLACEHOLDER, TenantInvitationSettings, TenantSettingError};
 pub use timestamp::{Timestamp, TimestampError};

@@ -6,69 +6,57 @@ use lettre::message::header::ContentType;
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use store::ClaimedInvitation;
 
-/// Builds the email for a claimed invitation carrying `link`.
+use crate::templates::RenderedInvitation;
+
+/// Builds the email for a claimed invitation from its rendered parts.
 pub(crate) fn invitation_message(
     from: &Mailbox,
+    reply_to: Option<&Mailbox>,
     message_id_domain: &str,
     invitation: &ClaimedInvitation,
-    link: &str,
+    rendered: RenderedInvitation,
 ) -> Result<Message, String> {
     let full_name = format!("{} {}", invitation.first_name, invitation.last_name);
     let to = Mailbox::new(
-        Some(full_name.clone()),
+        Some(full_name),
         invitation
             .email
             .parse()
             .map_err(|err| format!("recipient {:?}: {err}", invitation.email))?,
     );
-    let expires = expiry_date(invitation.expires_at);
-    let text = format!(
-        "Hi {first},\n\n\
-         {tenant} has created an account for you.\n\n\
-         Accept your invitation here:\n{link}\n\n\
-         This link works once and expires on {expires}.\n",
-        first = invitation.first_name,
-        tenant = invitation.tenant_name,
-    );
-    let html = format!(
-        "<!doctype html><html><body>\
-         <p>Hi {first},</p>\
-         <p>{tenant} has created an account for you.</p>\
-         <p><a href=\"{link}\">Accept your invitation</a></p>\
-         <p>This link works once and expires on {expires}.</p>\
-         </body></html>",
-        first = escape_html(&invitation.first_name),
-        tenant = escape_html(&invitation.tenant_name),
-        link = escape_html(link),
-    );
-    Message::builder()
+    let mut builder = Message::builder()
         .from(from.clone())
         .to(to)
+        .date_now()
         // One Message-ID per invitation: a re-send after a crash in the SMTP window is the
         // same message, which mail clients show once.
         .message_id(Some(format!(
             "<invitation-{}@{message_id_domain}>",
             invitation.id
         )))
-        .subject(format!("{} invited you", invitation.tenant_name))
+        .subject(rendered.subject);
+    if let Some(reply_to) = reply_to {
+        builder = builder.reply_to(reply_to.clone());
+    }
+    builder
         .multipart(
             MultiPart::alternative()
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_PLAIN)
-                        .body(text),
+                        .body(rendered.text),
                 )
                 .singlepart(
                     SinglePart::builder()
                         .header(ContentType::TEXT_HTML)
-                        .body(html),
+                        .body(rendered.html),
                 ),
         )
         .map_err(|err| err.to_string())
 }
 
 /// `2026-11-29 10:00 UTC`.
-fn expiry_date(at: Timestamp) -> String {
+pub(crate) fn expiry_date(at: Timestamp) -> String {
     let text = at.to_rfc3339();
     match (text.get(..10), text.get(11..16)) {
         (Some(date), Some(time)) => format!("{date} {time} UTC"),
@@ -76,32 +64,9 @@ fn expiry_date(at: Timestamp) -> String {
     }
 }
 
-fn escape_html(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            other => out.push(other),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn escapes_markup() {
-        assert_eq!(
-            escape_html("<b>\"A&B\"</b>"),
-            "&lt;b&gt;&quot;A&amp;B&quot;&lt;/b&gt;"
-        );
-    }
 
     #[test]
     fn formats_the_expiry() {

@@ -3,10 +3,15 @@
 //!
 //! This crate is the only one that knows SMTP. It owns the invitation token (generated at
 //! send time, stored only as a hash) and the delivery bookkeeping: claim before sending,
-//! record `sent` after, retry transient refusals with backoff, mark permanent ones `failed`.
-//! It never creates invitations: the provisioner writes them with the user.
+//! record `sent` after, retry transient refusals with backoff, mark permanent ones `failed`;
+//! and the email's templates. It never creates invitations: the provisioner writes them with
+//! the user, the internal API when an admin sends or resends one.
 
 mod email;
 mod relay;
+mod templates;
 
 pub use relay::{MailTransport, Relay, RelayConfig, TransportError};
+pub use templates::{
+    InvitationVars, RenderedInvitation, TemplateError, Templates, check_tenant_settings,
+};

@@ -287,12 +287,18 @@ async fn apply_decision(
             (Some(*user_id), false)
         }
         Decision::Update {
-            user_id, changes, ..
+            user_id,
+            changes,
+            invite,
+            ..
         } => {
             staged
                 .update_user(*user_id, changes, envelope.occurred_at, now)
                 .await?;
-            (Some(*user_id), false)
+            if *invite {
+                staged.queue_invitation(envelope.tenant_id, *user_id, now);
+            }
+            (Some(*user_id), *invite)
         }
         Decision::Unchanged { user_id, .. } => {
             if let Some(at) = envelope.occurred_at {

@@ -202,11 +202,18 @@ fn decide_known(
             note,
         }
     } else {
+        // Someone created pending (or inactive) was not invited then; becoming active is
+        // when they are, once.
+        let invite = settings.invite_mode == InviteMode::Automatic
+            && !user.invited
+            && user.status != UserStatus::Active
+            && changes.status == Some(UserStatus::Active);
         Decision::Update {
             user_id: user.id,
             from: user.status,
             changes,
             note,
+            invite,
         }
     }
 }

@@ -20,7 +20,8 @@ pub struct OwnerPreview {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user_id: Option<UserId>,
-    /// For a creation: the new user's status, role, and whether they would be invited.
+    /// For a creation: the new user's status, role, and whether they would be invited; for an
+    /// update, the new status (if it changes) and whether the user would be invited now.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<domain::UserStatus>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -100,6 +101,9 @@ pub async fn preview(
             let decision = decide(owner, &state, &integration.settings, &context);
             let (status, role, invite) = match &decision {
                 Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
+                Decision::Update {
+                    changes, invite, ..
+                } => (changes.status, None, *invite),
                 _ => (None, None, false),
             };
             decided.push(OwnerPreview {

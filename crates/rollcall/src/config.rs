@@ -29,6 +29,10 @@ pub(crate) struct Config {
     pub smtp_url: Option<String>,
     /// Sender of invitations.
     pub mail_from: String,
+    /// `Reply-To` of invitations (a tenant may set its own).
+    pub mail_reply_to: Option<String>,
+    /// Directory of invitation template overrides (see the notifier's `Templates::load`).
+    pub templates_dir: Option<PathBuf>,
     /// Operator bearer token; unset generates one on first start.
     pub admin_token: Option<String>,
     /// Base64 32-byte key encrypting secrets at rest; unset keeps one in `data_dir`.
@@ -51,11 +55,15 @@ pub(crate) struct Config {
     pub max_attempts: u32,
     /// Embedded queue: seconds a claimed event stays invisible to other workers.
     pub queue_visibility_seconds: u64,
-    /// Hours an invitation link stays valid.
-    pub invitation_ttl_hours: u64,
+    /// Seconds an invitation link stays valid.
+    pub invitation_ttl_seconds: u64,
     /// Seconds a relay's claim on an invitation lasts: after a crash mid-send, another relay
     /// takes the invitation over once the claim has expired.
     pub invitation_claim_seconds: u64,
+    /// Delay after an invitation's first transient SMTP refusal; doubles per attempt.
+    pub invitation_retry_base_ms: u64,
+    /// Attempts before a transiently refused invitation is marked `failed`.
+    pub invitation_max_attempts: u32,
     /// Seconds a sender may take to deliver a webhook body.
     pub body_timeout_seconds: u64,
     /// Seconds handling one webhook may take in all before the ingress answers 503.
@@ -78,6 +86,8 @@ impl Default for Config {
             public_url: "http://127.0.0.1:8080".to_owned(),
             smtp_url: None,
             mail_from: "rollcall <no-reply@localhost>".to_owned(),
+            mail_reply_to: None,
+            templates_dir: None,
             admin_token: None,
             secret_key: None,
             data_dir: PathBuf::from("rollcall-data"),
@@ -89,8 +99,10 @@ impl Default for Config {
             retry_delays_ms: "1000,5000,30000,120000,600000".to_owned(),
             max_attempts: 8,
             queue_visibility_seconds: 60,
-            invitation_ttl_hours: 24 * 7,
+            invitation_ttl_seconds: 7 * 24 * 3600,
             invitation_claim_seconds: 120,
+            invitation_retry_base_ms: 10_000,
+            invitation_max_attempts: 12,
             body_timeout_seconds: 10,
             request_timeout_seconds: 20,
             connectwise_key_hosts: ingress::DEFAULT_KEY_HOSTS.join(","),
@@ -111,6 +123,8 @@ const KEYS: &[&str] = &[
     "public_url",
     "smtp_url",
     "mail_from",
+    "mail_reply_to",
+    "templates_dir",
     "admin_token",
     "secret_key",
     "data_dir",
@@ -122,8 +136,10 @@ const KEYS: &[&str] = &[
     "retry_delays_ms",
     "max_attempts",
     "queue_visibility_seconds",
-    "invitation_ttl_hours",
+    "invitation_ttl_seconds",
     "invitation_claim_seconds",
+    "invitation_retry_base_ms",
+    "invitation_max_attempts",
     "body_timeout_seconds",
     "request_timeout_seconds",
     "connectwise_key_hosts",
@@ -182,6 +198,16 @@ impl Config {
         {
             anyhow::bail!(
                 "ROLLCALL_WORKER_CONCURRENCY, ROLLCALL_WORKER_BATCH_SIZE and ROLLCALL_WORKER_PREFETCH must be at least 1"
+            );
+        }
+        if self.invitation_ttl_seconds == 0 || self.invitation_ttl_seconds > 366 * 24 * 3600 {
+            anyhow::bail!(
+                "ROLLCALL_INVITATION_TTL_SECONDS must be between 1 and 31622400 (a year)"
+            );
+        }
+        if self.invitation_retry_base_ms == 0 || self.invitation_max_attempts == 0 {
+            anyhow::bail!(
+                "ROLLCALL_INVITATION_RETRY_BASE_MS and ROLLCALL_INVITATION_MAX_ATTEMPTS must be at least 1"
             );
         }
         if self.worker_batch_size > 1000 {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use bus::{AmqpConfig, Bus, ConsumeOptions};
-use notifier::{MailTransport, Relay, RelayConfig};
+use notifier::{MailTransport, Relay, RelayConfig, Templates};
 use provisioner::Provisioner;
 use resolver::{Worker, WorkerOptions};
 use store::Store;
@@ -194,8 +194,25 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             format!("ROLLCALL_MAIL_FROM {:?} is not a mailbox", config.mail_from)
         })?;
         let mut relay_config = RelayConfig::new(from, &config.public_url);
-        relay_config.invitation_ttl = Duration::from_secs(config.invitation_ttl_hours * 3600);
+        relay_config.invitation_ttl = Duration::from_secs(config.invitation_ttl_seconds);
         relay_config.claim_timeout = Duration::from_secs(config.invitation_claim_seconds.max(1));
+        relay_config.retry_base = Duration::from_millis(config.invitation_retry_base_ms);
+        relay_config.max_attempts = config.invitation_max_attempts;
+        relay_config.reply_to = config
+            .mail_reply_to
+            .as_deref()
+            .map(|address| {
+                address
+                    .parse()
+                    .with_context(|| format!("ROLLCALL_MAIL_REPLY_TO {address:?} is not a mailbox"))
+            })
+            .transpose()?;
+        if let Some(dir) = &config.templates_dir {
+            relay_config.templates = Arc::new(
+                Templates::load(dir)
+                    .map_err(|err| anyhow::anyhow!("ROLLCALL_TEMPLATES_DIR: {err}"))?,
+            );
+        }
         let relay = Relay::new(store.clone(), transport, relay_config, invitations_queued);
         let stop = shutdown.clone();
         tasks.spawn(async move {

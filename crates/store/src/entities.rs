@@ -13,6 +13,8 @@ pub mod tenant {
         pub id: Uuid,
         pub name: String,
         pub created_at: i64,
+        /// JSON: `domain::TenantInvitationSettings`; `NULL` = defaults.
+        pub invitation_settings: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

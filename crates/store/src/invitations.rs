@@ -4,8 +4,11 @@
 
 use std::collections::HashMap;
 
-use domain::{InvitationId, InvitationStatus, TenantId, Timestamp, UserId};
-use sea_orm::sea_query::{Expr, Func};
+use domain::{
+    InvitationId, InvitationStatus, TenantId, TenantInvitationSettings, Timestamp, UserId,
+    UserStatus,
+};
+use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
     ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
 };
@@ -14,18 +17,63 @@ use serde::Serialize;
 use crate::entities::{invitation, tenant, user};
 use crate::{Result, Store, StoreError};
 
+/// Invitations whose link may still be redeemed (once sent, or on its way).
+const REDEEMABLE: [InvitationStatus; 3] = [
+    InvitationStatus::Queued,
+    InvitationStatus::Sending,
+    InvitationStatus::Sent,
+];
+
+/// Why `POST /v1/users/{id}/invitations` cannot invite a user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InviteRefusal {
+    /// Only active users are invited (pending users when they join a team, inactive ones when
+    /// reactivated).
+    NotActive(UserStatus),
+    /// The user already accepted an invitation.
+    AlreadyAccepted,
+}
+
+/// What redeeming an invitation token found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redemption {
+    /// Accepted now, by this user.
+    Accepted { user_id: UserId },
+    /// No such token (or one of a tenant the caller cannot see).
+    Unknown,
+    /// The token existed but no longer works.
+    Gone(GoneReason),
+}
+
+/// Why a known token no longer works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GoneReason {
+    AlreadyAccepted,
+    /// A newer invitation replaced it (a resend).
+    Superseded,
+    Expired,
+    /// The email could not be delivered, so the link was never usable.
+    Failed,
+    /// The user was deactivated since.
+    UserNotActive,
+}
+
 /// An invitation claimed for sending, with what the email needs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClaimedInvitation {
     pub id: InvitationId,
     pub tenant_id: TenantId,
     pub tenant_name: String,
+    /// The tenant's overrides (link template, reply-to, templates).
+    pub tenant_settings: TenantInvitationSettings,
     pub user_id: UserId,
     pub email: String,
     pub first_name: String,
     pub last_name: String,
     /// Including this one.
     pub attempts: i32,
+    /// Until when this relay holds the claim: past it, another relay may send it.
+    pub claimed_until: Timestamp,
     pub expires_at: Timestamp,
     /// The one-time token the email's link carries: the same on every attempt of this
     /// invitation, so a re-send after a crash is the same message.
@@ -76,101 +124,113 @@ fn claimable(now: Timestamp) -> Condition {
 }
 
 impl Store {
-    /// Invitations a relay may claim now: queued and due, or abandoned mid-send.
-    pub async fn due_invitations(&self, now: Timestamp, max: u64) -> Result<Vec<InvitationId>> {
-        let ids: Vec<uuid::Uuid> = invitation::Entity::find()
-            .select_only()
-            .column(invitation::Column::Id)
-            .filter(claimable(now))
-            .order_by_asc(invitation::Column::NextAttemptAt)
-            .limit(max)
-            .into_tuple()
-            .all(self.db())
-            .await?;
-        Ok(ids.into_iter().map(InvitationId::from).collect())
-    }
-
-    /// Claims one invitation until `claimed_until`. Its token is set on the first claim
-    /// (`fresh_token`, stored hashed for redemption and encrypted for re-sends) and kept on later
-    /// claims, as is its expiry. `None` when another relay got there first or it is no longer due.
-    pub async fn claim_invitation(
+    /// Claims up to `max` invitations that are due (queued and due, or abandoned mid-send by a
+    /// relay whose claim expired) until `claimed_until`, in one transaction: a burst of new
+    /// users costs one commit per batch here, not one per email. An invitation's token is set
+    /// on its first claim (`fresh_token`, stored hashed for redemption and encrypted for
+    /// re-sends) and kept on later claims, as is its expiry. Concurrent relays never claim the
+    /// same row (`SKIP LOCKED` on PostgreSQL; SQLite has one writer).
+    pub async fn claim_due_invitations(
         &self,
-        id: InvitationId,
-        fresh_token: &str,
+        max: u64,
         expires_at: Timestamp,
         claimed_until: Timestamp,
         now: Timestamp,
-    ) -> Result<Option<ClaimedInvitation>> {
-        let sealed = self.cipher().seal(id.as_uuid().as_bytes(), fresh_token)?;
-        let keep_or = |column: invitation::Column, value: sea_orm::Value| -> Expr {
-            Func::coalesce([Expr::col(column), Expr::value(value)]).into()
-        };
-        let claimed = invitation::Entity::update_many()
-            .col_expr(
-                invitation::Column::Status,
-                Expr::value(InvitationStatus::Sending.as_str()),
-            )
-            .col_expr(
-                invitation::Column::TokenHash,
-                keep_or(
-                    invitation::Column::TokenHash,
-                    crate::token_hash(fresh_token).into(),
-                ),
-            )
-            .col_expr(
-                invitation::Column::TokenCiphertext,
-                keep_or(invitation::Column::TokenCiphertext, sealed.into()),
-            )
-            .col_expr(
-                invitation::Column::ExpiresAt,
-                keep_or(invitation::Column::ExpiresAt, expires_at.millis().into()),
-            )
-            .col_expr(
-                invitation::Column::ClaimedUntil,
-                Expr::value(claimed_until.millis()),
-            )
-            .col_expr(
-                invitation::Column::Attempts,
-                Expr::col(invitation::Column::Attempts).add(1),
-            )
-            .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
-            .filter(invitation::Column::Id.eq(id.as_uuid()))
+        fresh_token: impl Fn() -> String,
+    ) -> Result<Vec<ClaimedInvitation>> {
+        let tx = self.begin_write().await?;
+        let mut due = invitation::Entity::find()
             .filter(claimable(now))
-            .exec(self.db())
-            .await?;
-        if claimed.rows_affected == 0 {
-            return Ok(None);
+            .order_by_asc(invitation::Column::NextAttemptAt)
+            .limit(max);
+        if self.backend() == crate::Backend::Postgres {
+            due = due.lock_with_behavior(LockType::Update, LockBehavior::SkipLocked);
         }
-        let Some(row) = invitation::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+        let rows = due.all(&tx.tx).await?;
+        if rows.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut claimed = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = InvitationId::from(row.id);
+            let (token, hash, sealed) = match &row.token_ciphertext {
+                Some(sealed) => (
+                    self.cipher().open(row.id.as_bytes(), sealed)?,
+                    row.token_hash.clone(),
+                    sealed.clone(),
+                ),
+                None => {
+                    let token = fresh_token();
+                    let sealed = self.cipher().seal(row.id.as_bytes(), &token)?;
+                    let hash = crate::token_hash(&token);
+                    (token, Some(hash), sealed)
+                }
+            };
+            let expiry = row.expires_at.unwrap_or(expires_at.millis());
+            invitation::Entity::update_many()
+                .col_expr(
+                    invitation::Column::Status,
+                    Expr::value(InvitationStatus::Sending.as_str()),
+                )
+                .col_expr(invitation::Column::TokenHash, Expr::value(hash))
+                .col_expr(invitation::Column::TokenCiphertext, Expr::value(sealed))
+                .col_expr(invitation::Column::ExpiresAt, Expr::value(expiry))
+                .col_expr(
+                    invitation::Column::ClaimedUntil,
+                    Expr::value(claimed_until.millis()),
+                )
+                .col_expr(
+                    invitation::Column::Attempts,
+                    Expr::col(invitation::Column::Attempts).add(1),
+                )
+                .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
+                .filter(invitation::Column::Id.eq(row.id))
+                .exec(&tx.tx)
+                .await?;
+            claimed.push((id, row, token, expiry));
+        }
+        let people: HashMap<uuid::Uuid, user::Model> = user::Entity::find()
+            .filter(user::Column::Id.is_in(claimed.iter().map(|(_, row, ..)| row.user_id)))
+            .all(&tx.tx)
             .await?
-        else {
-            return Ok(None);
-        };
-        let token = match &row.token_ciphertext {
-            Some(sealed) => self.cipher().open(id.as_uuid().as_bytes(), sealed)?,
-            None => return Err(StoreError::corrupt("a claimed invitation has no token")),
-        };
-        let person = user::Entity::find_by_id(row.user_id)
-            .one(self.db())
+            .into_iter()
+            .map(|person| (person.id, person))
+            .collect();
+        let companies: HashMap<uuid::Uuid, tenant::Model> = tenant::Entity::find()
+            .filter(tenant::Column::Id.is_in(claimed.iter().map(|(_, row, ..)| row.tenant_id)))
+            .all(&tx.tx)
             .await?
-            .ok_or(StoreError::NotFound("user"))?;
-        let company = tenant::Entity::find_by_id(row.tenant_id)
-            .one(self.db())
-            .await?
-            .ok_or(StoreError::NotFound("tenant"))?;
-        Ok(Some(ClaimedInvitation {
-            id,
-            tenant_id: row.tenant_id.into(),
-            tenant_name: company.name,
-            user_id: row.user_id.into(),
-            email: person.email,
-            first_name: person.first_name,
-            last_name: person.last_name,
-            attempts: row.attempts,
-            expires_at: row.expires_at.map_or(expires_at, Timestamp::from_millis),
-            token,
-        }))
+            .into_iter()
+            .map(|company| (company.id, company))
+            .collect();
+        tx.commit().await?;
+        claimed
+            .into_iter()
+            .map(|(id, row, token, expiry)| {
+                let person = people
+                    .get(&row.user_id)
+                    .ok_or(StoreError::NotFound("user"))?;
+                let company = companies
+                    .get(&row.tenant_id)
+                    .ok_or(StoreError::NotFound("tenant"))?;
+                Ok(ClaimedInvitation {
+                    id,
+                    tenant_id: row.tenant_id.into(),
+                    tenant_name: company.name.clone(),
+                    tenant_settings: crate::tenants::invitation_settings(
+                        company.invitation_settings.as_deref(),
+                    )?,
+                    user_id: row.user_id.into(),
+                    email: person.email.clone(),
+                    first_name: person.first_name.clone(),
+                    last_name: person.last_name.clone(),
+                    attempts: row.attempts + 1,
+                    expires_at: Timestamp::from_millis(expiry),
+                    claimed_until,
+                    token,
+                })
+            })
+            .collect()
     }
 
     /// Records a delivered invitation.
@@ -271,4 +331,170 @@ impl Store {
         }
         Ok(latest)
     }
+
+    /// Queues a fresh invitation for an active user (a manual send, or a resend): every earlier
+    /// invitation that is still open is superseded in the same transaction, so its link stops
+    /// working. `scope`: a tenant token's tenant (another tenant's user is "not found").
+    pub async fn invite_user(
+        &self,
+        user_id: UserId,
+        scope: Option<TenantId>,
+        now: Timestamp,
+    ) -> Result<std::result::Result<InvitationRecord, InviteRefusal>> {
+        let tx = self.begin_write().await?;
+        let mut query = user::Entity::find_by_id(user_id.as_uuid());
+        if self.backend() == crate::Backend::Postgres {
+            // Two resends at once queue one after the other, leaving one open invitation.
+            query = query.lock_exclusive();
+        }
+        let person = query
+            .one(&tx.tx)
+            .await?
+            .filter(|person| scope.is_none_or(|tenant| tenant.as_uuid() == person.tenant_id))
+            .ok_or(StoreError::NotFound("user"))?;
+        let status: UserStatus = person.status.parse().map_err(StoreError::corrupt)?;
+        if status != UserStatus::Active {
+            return Ok(Err(InviteRefusal::NotActive(status)));
+        }
+        let accepted = invitation::Entity::find()
+            .filter(invitation::Column::UserId.eq(person.id))
+            .filter(invitation::Column::Status.eq(InvitationStatus::Accepted.as_str()))
+            .one(&tx.tx)
+            .await?;
+        if accepted.is_some() {
+            return Ok(Err(InviteRefusal::AlreadyAccepted));
+        }
+        invitation::Entity::update_many()
+            .col_expr(
+                invitation::Column::Status,
+                Expr::value(InvitationStatus::Superseded.as_str()),
+            )
+            .col_expr(
+                invitation::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(invitation::Column::UserId.eq(person.id))
+            .filter(
+                invitation::Column::Status.is_in(
+                    REDEEMABLE
+                        .iter()
+                        .chain([&InvitationStatus::Failed])
+                        .map(|status| status.as_str()),
+                ),
+            )
+            .exec(&tx.tx)
+            .await?;
+        let (id, row) = new_invitation(person.tenant_id.into(), user_id, now);
+        invitation::Entity::insert(row)
+            .exec_without_returning(&tx.tx)
+            .await?;
+        tx.commit().await?;
+        Ok(Ok(InvitationRecord {
+            id,
+            status: InvitationStatus::Queued,
+            attempts: 0,
+            created_at: now,
+            sent_at: None,
+            accepted_at: None,
+            expires_at: None,
+            last_error: None,
+        }))
+    }
+
+    /// Redeems an invitation token: marks its invitation accepted if the link still works.
+    /// `scope`: a tenant token's tenant (another tenant's token is unknown).
+    pub async fn accept_invitation(
+        &self,
+        token: &str,
+        scope: Option<TenantId>,
+        now: Timestamp,
+    ) -> Result<Redemption> {
+        let hash = crate::token_hash(token);
+        let tx = self.begin_write().await?;
+        let mut query = invitation::Entity::find().filter(invitation::Column::TokenHash.eq(hash));
+        if self.backend() == crate::Backend::Postgres {
+            // A double click accepts once: the second waits, then finds it accepted.
+            query = query.lock_exclusive();
+        }
+        let Some(row) = query
+            .one(&tx.tx)
+            .await?
+            .filter(|row| scope.is_none_or(|tenant| tenant.as_uuid() == row.tenant_id))
+        else {
+            return Ok(Redemption::Unknown);
+        };
+        let status: InvitationStatus = row.status.parse().map_err(StoreError::corrupt)?;
+        let gone = match status {
+            InvitationStatus::Accepted => Some(GoneReason::AlreadyAccepted),
+            InvitationStatus::Superseded => Some(GoneReason::Superseded),
+            InvitationStatus::Failed => Some(GoneReason::Failed),
+            InvitationStatus::Queued | InvitationStatus::Sending | InvitationStatus::Sent => row
+                .expires_at
+                .is_some_and(|at| at <= now.millis())
+                .then_some(GoneReason::Expired),
+        };
+        if let Some(reason) = gone {
+            return Ok(Redemption::Gone(reason));
+        }
+        let person = user::Entity::find_by_id(row.user_id)
+            .one(&tx.tx)
+            .await?
+            .ok_or(StoreError::NotFound("user"))?;
+        if person.status != UserStatus::Active.as_str() {
+            return Ok(Redemption::Gone(GoneReason::UserNotActive));
+        }
+        let updated = invitation::Entity::update_many()
+            .col_expr(
+                invitation::Column::Status,
+                Expr::value(InvitationStatus::Accepted.as_str()),
+            )
+            .col_expr(invitation::Column::AcceptedAt, Expr::value(now.millis()))
+            .col_expr(
+                invitation::Column::ClaimedUntil,
+                Expr::value(Option::<i64>::None),
+            )
+            .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(invitation::Column::Id.eq(row.id))
+            .filter(invitation::Column::Status.eq(row.status.clone()))
+            .exec(&tx.tx)
+            .await?;
+        if updated.rows_affected == 0 {
+            // Changed between the read and the write (SQLite readers do not lock): whoever
+            // changed it won; the caller's token is no longer the open one.
+            return Ok(Redemption::Gone(GoneReason::AlreadyAccepted));
+        }
+        tx.commit().await?;
+        Ok(Redemption::Accepted {
+            user_id: row.user_id.into(),
+        })
+    }
+}
+
+/// A queued invitation, due now, and its id.
+pub(crate) fn new_invitation(
+    tenant: TenantId,
+    user: UserId,
+    now: Timestamp,
+) -> (InvitationId, invitation::ActiveModel) {
+    use sea_orm::ActiveValue::Set;
+    let id = InvitationId::new();
+    let row = invitation::ActiveModel {
+        id: Set(id.as_uuid()),
+        tenant_id: Set(tenant.as_uuid()),
+        user_id: Set(user.as_uuid()),
+        status: Set(InvitationStatus::Queued.as_str().to_owned()),
+        token_hash: Set(None),
+        token_ciphertext: Set(None),
+        attempts: Set(0),
+        next_attempt_at: Set(now.millis()),
+        claimed_until: Set(None),
+        expires_at: Set(None),
+        sent_at: Set(None),
+        accepted_at: Set(None),
+        last_error: Set(None),
+        created_at: Set(now.millis()),
+        updated_at: Set(now.millis()),
+    };
+    (id, row)
 }

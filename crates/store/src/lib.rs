@@ -39,13 +39,13 @@ pub use dead_letters::{DeadLetterFilter, DeadLetterRecord, DeadReason, NewDeadLe
 pub use error::{Result, StoreError};
 pub use events::{EventFilter, EventRecord, NewEventRecord, OwnerOutcome};
 pub use integrations::{Integration, MAX_OLD_SECRETS, NewIntegration};
-pub use invitations::{ClaimedInvitation, InvitationRecord};
+pub use invitations::{ClaimedInvitation, GoneReason, InvitationRecord, InviteRefusal, Redemption};
 pub use issues::{IssueFilter, IssueRecord, NewIssue};
 pub use page::{Cursor, Page};
 pub use provisioning::WriteTx;
 pub use queue::{AttemptError, QueueJob, QueueStats};
 pub use staged::{OwnerKey, OwnerStates, Staged};
-pub use tenants::Tenant;
+pub use tenants::{Tenant, TenantChanges};
 pub use tokens::{ApiToken, TokenKind};
 pub use users::{IdentityRecord, UserFilter, UserRecord};
 

@@ -19,8 +19,8 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 
 use domain::{
-    CurrentState, EventId, IntegrationId, InvitationId, InvitationStatus, IssueKind, NewUser,
-    NormalizedEmail, OwnerFacts, TenantId, Timestamp, UserChanges, UserId,
+    CurrentState, EventId, IntegrationId, InvitationId, IssueKind, NewUser, NormalizedEmail,
+    OwnerFacts, TenantId, Timestamp, UserChanges, UserId,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -83,6 +83,8 @@ pub struct OwnerStates {
     /// The integrations each staged user has an identity on.
     user_integrations: HashSet<(UserId, IntegrationId)>,
     open_issues: HashSet<(IntegrationId, String)>,
+    /// Staged users an invitation was ever queued for.
+    invited: HashSet<UserId>,
 }
 
 /// The in-memory view of one write transaction's batch. Dropping it without
@@ -250,6 +252,17 @@ impl OwnerStates {
                 held.into_iter()
                     .map(|(user, integration)| (user.into(), integration.into())),
             );
+            let invited: Vec<uuid::Uuid> = invitation::Entity::find()
+                .select_only()
+                .column(invitation::Column::UserId)
+                .distinct()
+                .filter(
+                    invitation::Column::UserId.is_in(staged.users.keys().map(|id| id.as_uuid())),
+                )
+                .into_tuple()
+                .all(conn)
+                .await?;
+            staged.invited.extend(invited.into_iter().map(UserId::from));
         }
 
         let open: Vec<(uuid::Uuid, String)> = issue::Entity::find()
@@ -284,10 +297,12 @@ impl OwnerStates {
     }
 
     fn user_snapshot(&self, id: UserId) -> Result<Option<domain::UserSnapshot>> {
-        self.users
-            .get(&id)
-            .map(|user| snapshot(user.current.clone()))
-            .transpose()
+        let Some(user) = self.users.get(&id) else {
+            return Ok(None);
+        };
+        let mut snapshot = snapshot(user.current.clone())?;
+        snapshot.invited = self.invited.contains(&id);
+        Ok(Some(snapshot))
     }
 
     /// The state an owner's decision is based on.
@@ -506,24 +521,9 @@ impl Staged<'_> {
         user: UserId,
         now: Timestamp,
     ) -> InvitationId {
-        let id = InvitationId::new();
-        self.new_invitations.push(invitation::ActiveModel {
-            id: Set(id.as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            user_id: Set(user.as_uuid()),
-            status: Set(InvitationStatus::Queued.as_str().to_owned()),
-            token_hash: Set(None),
-            token_ciphertext: Set(None),
-            attempts: Set(0),
-            next_attempt_at: Set(now.millis()),
-            claimed_until: Set(None),
-            expires_at: Set(None),
-            sent_at: Set(None),
-            accepted_at: Set(None),
-            last_error: Set(None),
-            created_at: Set(now.millis()),
-            updated_at: Set(now.millis()),
-        });
+        self.states.invited.insert(user);
+        let (id, row) = crate::invitations::new_invitation(tenant, user, now);
+        self.new_invitations.push(row);
         id
     }
 

@@ -74,6 +74,8 @@ pub(crate) fn snapshot(row: user::Model) -> Result<UserSnapshot> {
         status: row.status.parse().map_err(StoreError::corrupt)?,
         team_id: row.team_id.map(TeamId::from),
         source_updated_at: row.source_updated_at.map(Timestamp::from_millis),
+        // Filled in by whoever knows the user's invitations.
+        invited: false,
     })
 }
 

@@ -18,7 +18,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use serde_json::{Value, json};
 use sha2::Sha256;
 
-pub use app::{Backend, Client, Process, Spawn, TestEnv};
+pub use app::{Backend, Client, Integration, Process, Spawn, TestEnv};
 
 /// Polls `check` until it answers `Some`, or panics naming `what` after `timeout`. Tests wait
 /// for effects this way, never with fixed sleeps.

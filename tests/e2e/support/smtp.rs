@@ -1,6 +1,7 @@
 //! A real SMTP server on loopback, driven by the test: it speaks the protocol (greeting,
 //! EHLO, MAIL, RCPT, DATA with dot-unstuffing, RSET, NOOP, QUIT), records every message it
-//! accepts, and answers the end of DATA as the test's script says (accept, 421, 550).
+//! accepts, and answers the end of DATA as the test's script says (accept, 421, 550, or no
+//! answer at all).
 
 use std::sync::{Arc, Mutex};
 
@@ -15,6 +16,9 @@ pub enum DataReply {
     Busy,
     /// `550 mailbox unavailable` (permanent).
     Reject,
+    /// Never answer: the client is left waiting mid-send until it goes away (the message is
+    /// not accepted).
+    Hang,
 }
 
 #[derive(Debug, Default)]
@@ -139,6 +143,13 @@ async fn session(stream: TcpStream, state: Arc<Mutex<State>>) {
                     return;
                 }
                 DataReply::Reject => b"550 5.1.1 mailbox unavailable\r\n",
+                DataReply::Hang => {
+                    let mut rest = String::new();
+                    while matches!(lines.read_line(&mut rest).await, Ok(n) if n > 0) {
+                        rest.clear();
+                    }
+                    return;
+                }
             }
         } else {
             b"502 command not implemented\r\n"

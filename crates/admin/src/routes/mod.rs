@@ -3,6 +3,7 @@
 pub(crate) mod dead_letters;
 pub(crate) mod events;
 pub(crate) mod integrations;
+pub(crate) mod invitations;
 pub(crate) mod issues;
 pub(crate) mod tenants;
 pub(crate) mod users;

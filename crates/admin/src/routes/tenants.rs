@@ -1,11 +1,12 @@
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::{Extension, Json};
+use domain::{TenantId, TenantInvitationSettings};
 use serde::Deserialize;
-use store::{Page, Tenant};
+use store::{Page, Tenant, TenantChanges};
 
-use crate::error::ApiResult;
-use crate::extract::{ApiJson, ApiQuery};
+use crate::error::{AdminError, ApiResult};
+use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::{AdminState, Principal, service};
 
 #[derive(Debug, Deserialize)]
@@ -44,4 +45,60 @@ pub(crate) async fn list(
             .list_tenants(None, after.as_ref(), query.limit)
             .await?,
     ))
+}
+
+pub(crate) async fn show(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Tenant>> {
+    let id: TenantId = parse_id("id", &id)?;
+    state
+        .store
+        .tenant(id)
+        .await?
+        .filter(|tenant| principal.sees(tenant.id))
+        .map(Json)
+        .ok_or(AdminError::NotFound("tenant"))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct UpdateTenant {
+    name: Option<String>,
+    /// Replaces the tenant's invitation overrides as a whole (`{}` restores the defaults).
+    invitation: Option<TenantInvitationSettings>,
+}
+
+/// `PATCH /v1/tenants/{id}`: rename, or set how the tenant's invitations look.
+pub(crate) async fn update(
+    State(state): State<AdminState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    ApiJson(request): ApiJson<UpdateTenant>,
+) -> ApiResult<Json<Tenant>> {
+    let id: TenantId = parse_id("id", &id)?;
+    if !principal.sees(id) {
+        return Err(AdminError::NotFound("tenant"));
+    }
+    let name = request
+        .name
+        .as_deref()
+        .map(service::tenant_name)
+        .transpose()?;
+    if let Some(settings) = &request.invitation {
+        notifier::check_tenant_settings(settings).map_err(|err| {
+            AdminError::invalid(&format!("invitation.{}", err.field), err.to_string())
+        })?;
+    }
+    let changes = TenantChanges {
+        name,
+        invitation: request.invitation,
+    };
+    state
+        .store
+        .update_tenant(id, &changes)
+        .await?
+        .map(Json)
+        .ok_or(AdminError::NotFound("tenant"))
 }

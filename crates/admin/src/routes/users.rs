@@ -28,7 +28,7 @@ pub(crate) struct InvitationView {
 }
 
 impl InvitationView {
-    fn of(invitation: Option<&InvitationRecord>, now: Timestamp) -> Self {
+    pub(crate) fn of(invitation: Option<&InvitationRecord>, now: Timestamp) -> Self {
         let Some(invitation) = invitation else {
             return Self {
                 state: "not_sent",
@@ -67,6 +67,14 @@ pub(crate) struct UserView {
     user: UserRecord,
     identities: Vec<IdentityRecord>,
     invitation: InvitationView,
+}
+
+/// One user as the API shows it.
+pub(crate) async fn view_of(state: &AdminState, user: UserRecord) -> ApiResult<UserView> {
+    views(state, vec![user])
+        .await?
+        .pop()
+        .ok_or(AdminError::NotFound("user"))
 }
 
 async fn views(state: &AdminState, users: Vec<UserRecord>) -> ApiResult<Vec<UserView>> {
@@ -148,6 +156,5 @@ pub(crate) async fn show(
         .await?
         .filter(|user| principal.sees(user.tenant_id))
         .ok_or(AdminError::NotFound("user"))?;
-    let mut views = views(&state, vec![user]).await?;
-    views.pop().map(Json).ok_or(AdminError::NotFound("user"))
+    view_of(&state, user).await.map(Json)
 }

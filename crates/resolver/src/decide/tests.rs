@@ -37,6 +37,7 @@ fn user(email: &str, status: UserStatus) -> UserSnapshot {
         status,
         team_id: None,
         source_updated_at: Some(Timestamp::from_millis(2_000)),
+        invited: status == UserStatus::Active,
     }
 }
 
@@ -678,4 +679,78 @@ fn created_users_carry_the_owner_profile() {
     assert_eq!(new.profile.title.as_deref(), Some("AE"));
     assert_eq!(new.profile.location.as_deref(), Some("Boston"));
     assert_eq!(new.profile.employee_ids, Some(vec!["AL01".to_owned()]));
+}
+
+/// The `invite` flag of the decision for an active owner linked to `user`.
+fn invites_on_update(user: UserSnapshot, settings: &IntegrationSettings) -> Option<bool> {
+    let context = DecisionContext {
+        event_type: "x",
+        occurred_at: None,
+    };
+    let state = CurrentState {
+        linked_user: Some(user),
+        ..CurrentState::default()
+    };
+    match decide(&ann(), &state, settings, &context) {
+        Decision::Update { invite, .. } => Some(invite),
+        _ => None,
+    }
+}
+
+#[test]
+fn a_user_never_invited_is_invited_when_they_become_active() {
+    let automatic = IntegrationSettings::default();
+    let never_invited = |status| UserSnapshot {
+        invited: false,
+        ..user("ann.lee@example.com", status)
+    };
+    assert_eq!(
+        invites_on_update(never_invited(UserStatus::Inactive), &automatic),
+        Some(true)
+    );
+    // A pending user stays pending whatever the CRM says (joining a team activates them), so
+    // no update and no invitation.
+    assert_eq!(
+        invites_on_update(never_invited(UserStatus::Pending), &automatic),
+        None,
+    );
+    // Invited before (a returning leaver): no second invitation.
+    let invited_before = UserSnapshot {
+        invited: true,
+        ..user("ann.lee@example.com", UserStatus::Inactive)
+    };
+    assert_eq!(invites_on_update(invited_before, &automatic), Some(false));
+    // Manual and off: an admin sends it, or nobody.
+    for mode in [InviteMode::Manual, InviteMode::Off] {
+        let settings = IntegrationSettings {
+            invite_mode: mode,
+            ..IntegrationSettings::default()
+        };
+        assert_eq!(
+            invites_on_update(never_invited(UserStatus::Inactive), &settings),
+            Some(false)
+        );
+    }
+    // Already active, a profile change only: nothing to invite for.
+    let active = UserSnapshot {
+        invited: false,
+        title: Some("Old title".to_owned()),
+        ..user("ann.lee@example.com", UserStatus::Active)
+    };
+    let retitled = OwnerFacts {
+        title: Some("AE".to_owned()),
+        ..ann()
+    };
+    let state = CurrentState {
+        linked_user: Some(active),
+        ..CurrentState::default()
+    };
+    let context = DecisionContext {
+        event_type: "x",
+        occurred_at: None,
+    };
+    assert!(matches!(
+        decide(&retitled, &state, &automatic, &context),
+        Decision::Update { invite: false, .. }
+    ));
 }
