@@ -21,8 +21,12 @@
 //! carrying `x-rollcall-attempt` and `x-rollcall-errors` headers, and only then is the original
 //! acknowledged: a crash in between duplicates the message, never loses it.
 //!
-//! Connections use lapin's auto-recovery; a supervisor task around it reconnects from scratch
-//! when recovery gives up, so the process never needs a restart after a broker outage.
+//! A supervisor task owns the connection: as soon as the connection or the publishing channel
+//! stops being usable it drops them and reconnects from scratch (with backoff), and consumers
+//! resubscribe on the new connection. lapin's own auto-recovery is deliberately not used: it is
+//! a second reconnect path whose "still recovering" state has no bound, so a publisher waiting
+//! on it could keep answering 503 long after the broker is back. Starting over is one code
+//! path, always taken, and the same after a short or a long outage.
 
 mod consume;
 
@@ -282,8 +286,7 @@ async fn declare_topology(
 
 async fn connect(config: &AmqpConfig, topology: &Topology) -> lapin::Result<Link> {
     let properties = ConnectionProperties::default()
-        .with_connection_name(format!("rollcall-{}", std::process::id()).as_str().into())
-        .enable_auto_recover();
+        .with_connection_name(format!("rollcall-{}", std::process::id()).as_str().into());
     let connection = Connection::connect(&config.url, properties).await?;
     let publisher = connection.create_channel().await?;
     declare_topology(&publisher, config, topology).await?;
@@ -295,6 +298,9 @@ async fn connect(config: &AmqpConfig, topology: &Topology) -> lapin::Result<Link
         publisher,
     })
 }
+
+/// How long connecting and declaring the topology may take before trying again.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// 200 ms doubling up to 5 s, with up to 20 % jitter so a fleet does not reconnect in step.
 fn backoff(failures: u32) -> Duration {
@@ -311,28 +317,39 @@ async fn supervise(shared: Arc<Shared>, shutdown: CancellationToken) {
         if shutdown.is_cancelled() {
             break;
         }
-        match connect(&shared.config, &shared.topology).await {
+        // A half-open link can leave the handshake waiting forever: bound it.
+        let attempt =
+            tokio::time::timeout(CONNECT_TIMEOUT, connect(&shared.config, &shared.topology))
+                .await
+                .unwrap_or_else(|_| {
+                    Err(lapin::Error::from(std::io::Error::from(
+                        std::io::ErrorKind::TimedOut,
+                    )))
+                });
+        match attempt {
             Ok(link) => {
                 failures = 0;
                 tracing::info!(broker = %redacted, "connected to RabbitMQ");
                 *shared.link.write().await = Some(link.clone());
                 shared.generation.send_modify(|generation| *generation += 1);
-                // Watch the link; lapin recovers short outages by itself, and we start over
-                // when it reports the connection closed or failed for good.
+                // Watch the link and start over the moment it stops being usable.
                 loop {
                     tokio::select! {
                         () = shutdown.cancelled() => break,
-                        () = tokio::time::sleep(Duration::from_millis(250)) => {}
+                        () = tokio::time::sleep(Duration::from_millis(100)) => {}
                     }
-                    let status = link.connection.status();
-                    let recovering = status.reconnecting() || status.connecting();
-                    if !(link.usable() || recovering) {
+                    if !link.usable() {
                         break;
                     }
                 }
                 *shared.link.write().await = None;
+                // A connection whose publishing channel failed may itself still be open.
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    link.connection.close(200, "reconnecting".into()),
+                )
+                .await;
                 if shutdown.is_cancelled() {
-                    let _ = link.connection.close(200, "shutdown".into()).await;
                     break;
                 }
                 tracing::warn!(broker = %redacted, "lost the RabbitMQ connection; reconnecting");
