@@ -12,6 +12,7 @@
     unreachable_pub
 )]
 
+mod api;
 mod backbone;
 mod dead_letters;
 mod faults;

@@ -74,6 +74,7 @@ async fn principal(state: &AdminState, token: &str) -> ApiResult<(Principal, Act
     // never compared byte by byte.
     match state.store.token_by_hash(&hash).await? {
         Some(token) => {
+            record_use(state, &token).await;
             let actor = Actor(format!("token {} ({})", token.id, token.name));
             match (token.kind, token.tenant_id) {
                 (TokenKind::Operator, _) => Ok((Principal::Operator, actor)),
@@ -82,6 +83,21 @@ async fn principal(state: &AdminState, token: &str) -> ApiResult<(Principal, Act
             }
         }
         None => Err(AdminError::InvalidToken),
+    }
+}
+
+/// How stale a token's `last_used_at` may get before a request refreshes it: a write per
+/// request would turn every read of the API into a write.
+const LAST_USED_RESOLUTION_MILLIS: i64 = 60_000;
+
+async fn record_use(state: &AdminState, token: &store::ApiToken) {
+    let now = domain::Timestamp::now();
+    let stale = token
+        .last_used_at
+        .is_none_or(|at| now.millis() - at.millis() >= LAST_USED_RESOLUTION_MILLIS);
+    if stale && let Err(err) = state.store.touch_token(token.id, now).await {
+        // Losing a last-used time must not fail the request it would describe.
+        tracing::warn!(error = %err, token = %token.id, "could not record a token's use");
     }
 }
 

@@ -1,5 +1,5 @@
-//! The internal API (admin listener): tenants, integrations, users, events, and later teams,
-//! issues, imports and dead letters. Bearer-token authentication; an operator token sees every
+//! The internal API (admin listener): tenants and their tokens, integrations, users, teams,
+//! events, issues, invitations and dead letters. Bearer-token authentication; an operator token sees every
 //! tenant, a tenant token only its own (anything else answers 404, never 403, so existence
 //! does not leak).
 //!
@@ -15,7 +15,7 @@ pub mod service;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post, put};
 use bus::Bus;
 use store::{IntegrationCache, Store};
 
@@ -81,8 +81,35 @@ pub fn router(state: AdminState) -> Router {
             "/v1/integrations/{id}/publish",
             post(routes::integrations::publish),
         )
-        .route("/v1/users", get(routes::users::list))
-        .route("/v1/users/{id}", get(routes::users::show))
+        .route(
+            "/v1/users",
+            get(routes::users::list).post(routes::users::create),
+        )
+        .route(
+            "/v1/users/{id}",
+            get(routes::users::show).patch(routes::users::update),
+        )
+        .route("/v1/users/{id}/deactivate", post(routes::users::deactivate))
+        .route("/v1/users/{id}/reactivate", post(routes::users::reactivate))
+        .route(
+            "/v1/teams",
+            post(routes::teams::create).get(routes::teams::list),
+        )
+        .route(
+            "/v1/teams/{id}",
+            get(routes::teams::show)
+                .patch(routes::teams::rename)
+                .delete(routes::teams::delete),
+        )
+        .route(
+            "/v1/teams/{id}/members/{user_id}",
+            put(routes::teams::add_member).delete(routes::teams::remove_member),
+        )
+        .route(
+            "/v1/tenants/{id}/tokens",
+            post(routes::tokens::create).get(routes::tokens::list),
+        )
+        .route("/v1/tokens/{id}", delete(routes::tokens::revoke))
         .route(
             "/v1/users/{id}/invitations",
             post(routes::invitations::send),

@@ -153,7 +153,8 @@ pub async fn ensure_operator_token(store: &Store, configured: bool) -> ApiResult
     Ok(Some(token))
 }
 
-fn non_empty(field: &str, value: &str, max: usize) -> ApiResult<String> {
+/// Trimmed, non-empty text of at most `max` characters, naming `field` otherwise.
+pub fn non_empty(field: &str, value: &str, max: usize) -> ApiResult<String> {
     let trimmed = value.trim();
     if trimmed.is_empty() {
         return Err(AdminError::invalid(
@@ -168,6 +169,40 @@ fn non_empty(field: &str, value: &str, max: usize) -> ApiResult<String> {
         ));
     }
     Ok(trimmed.to_owned())
+}
+
+/// A token's name: what it is for, shown in listings.
+pub fn token_name(name: &str) -> ApiResult<String> {
+    non_empty("name", name, 200)
+}
+
+/// A person's first or last name.
+pub fn person_name(field: &str, value: &str) -> ApiResult<String> {
+    non_empty(field, value, 200)
+}
+
+/// An email address, checked by the same parser as owners' emails.
+pub fn email(field: &str, value: &str) -> ApiResult<domain::NormalizedEmail> {
+    domain::NormalizedEmail::parse(value)
+        .map_err(|err| AdminError::invalid(field, format!("{field}: {err}")))
+}
+
+/// A team's name.
+pub fn team_name(name: &str) -> ApiResult<String> {
+    non_empty("name", name, 200)
+}
+
+/// Whether `user`, becoming active now, gets the invitation they never had: the rule of the
+/// integrations they are linked to (see [`resolver::invites_when_activated`]).
+pub async fn invites_when_activated(store: &Store, user: domain::UserId) -> ApiResult<bool> {
+    let identities = store.identities_of(&[user]).await?;
+    let mut modes = Vec::new();
+    for identity in identities.get(&user).into_iter().flatten() {
+        if let Some(integration) = store.integration(identity.integration_id).await? {
+            modes.push(integration.settings.invite_mode);
+        }
+    }
+    Ok(resolver::invites_when_activated(&modes))
 }
 
 pub async fn create_tenant(store: &Store, name: &str) -> ApiResult<Tenant> {

@@ -80,6 +80,9 @@ pub struct NewUser {
     pub status: UserStatus,
     /// Queue an invitation in the same transaction.
     pub invite: bool,
+    /// Put the user on the tenant's team of this name (created if missing): the CRM's
+    /// department under `department_to_team`.
+    pub team: Option<String>,
 }
 
 /// Changes to an existing user: profile fields, an email change, a status change.
@@ -88,12 +91,17 @@ pub struct UserChanges {
     pub email: Option<NormalizedEmail>,
     pub profile: Profile,
     pub status: Option<UserStatus>,
+    /// Move the user to the tenant's team of this name (created if missing).
+    pub team: Option<String>,
 }
 
 impl UserChanges {
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.email.is_none() && self.profile.is_empty() && self.status.is_none()
+        self.email.is_none()
+            && self.profile.is_empty()
+            && self.status.is_none()
+            && self.team.is_none()
     }
 }
 

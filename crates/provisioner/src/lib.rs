@@ -259,6 +259,11 @@ async fn apply_decision(
     let touched = match decision {
         Decision::Create(new) => {
             let user = staged.insert_user(envelope.tenant_id, new, envelope.occurred_at, now)?;
+            if let Some(team) = &new.team {
+                staged
+                    .join_team_named(user, envelope.tenant_id, team, now)
+                    .await?;
+            }
             staged.insert_identity(
                 envelope.tenant_id,
                 user,
@@ -284,6 +289,11 @@ async fn apply_decision(
             staged
                 .update_user(*user_id, changes, envelope.occurred_at, now)
                 .await?;
+            if let Some(team) = &changes.team {
+                staged
+                    .join_team_named(*user_id, envelope.tenant_id, team, now)
+                    .await?;
+            }
             (Some(*user_id), false)
         }
         Decision::Update {
@@ -295,6 +305,11 @@ async fn apply_decision(
             staged
                 .update_user(*user_id, changes, envelope.occurred_at, now)
                 .await?;
+            if let Some(team) = &changes.team {
+                staged
+                    .join_team_named(*user_id, envelope.tenant_id, team, now)
+                    .await?;
+            }
             if *invite {
                 staged.queue_invitation(envelope.tenant_id, *user_id, now);
             }

@@ -22,6 +22,10 @@
 //!    New users get the default role; they are `inactive` under `status_filter: inactive` (or
 //!    when the CRM says so under `all`), `pending` under `pending_until_team`, else `active`,
 //!    and only active new users are invited (under `invite_mode: automatic`).
+//! 8. Under `department_to_team`, the owner's department names the user's team (created if
+//!    missing): a new user starts on it (so is not held pending), a stored user moves to it
+//!    when they are on no team or their department changed, and a pending user placed on a
+//!    team this way becomes active (and is invited then, under `automatic`).
 
 use domain::{
     CurrentState, Decision, IntegrationSettings, InviteMode, IssueKind, MatchPolicy, NewUser,
@@ -85,13 +89,45 @@ fn member_type_excluded(owner: &OwnerFacts, settings: &IntegrationSettings) -> O
     }
 }
 
-/// The status a stored user moves to after an event reporting `reported`, if it changes.
+/// The team an owner's department puts them on, under `department_to_team`.
+fn department_team<'a>(owner: &'a OwnerFacts, settings: &IntegrationSettings) -> Option<&'a str> {
+    if !settings.department_to_team {
+        return None;
+    }
+    owner
+        .department
+        .as_deref()
+        .map(str::trim)
+        .filter(|department| !department.is_empty())
+}
+
+/// The department team a stored user moves to: when they are on no team yet, or their
+/// department changed. (A user an admin moved stays where they were put until the CRM reports
+/// a different department.)
+fn team_move(
+    owner: &OwnerFacts,
+    user: &UserSnapshot,
+    settings: &IntegrationSettings,
+) -> Option<String> {
+    let team = department_team(owner, settings)?;
+    let department_changed =
+        owner.department.as_deref().map(str::trim) != user.department.as_deref().map(str::trim);
+    (user.team_id.is_none() || department_changed).then(|| team.to_owned())
+}
+
+/// The status a stored user moves to after an event reporting `reported` (and placing them on
+/// a team, when `joins_team`), if it changes. A pending user placed on a team is active.
 fn transition(
     reported: Option<OwnerStatus>,
     user: &UserSnapshot,
     settings: &IntegrationSettings,
+    joins_team: bool,
 ) -> Option<UserStatus> {
-    let target = match reported? {
+    let on_a_team = joins_team || user.team_id.is_some();
+    let Some(reported) = reported else {
+        return (joins_team && user.status == UserStatus::Pending).then_some(UserStatus::Active);
+    };
+    let target = match reported {
         OwnerStatus::Terminated | OwnerStatus::Deleted => UserStatus::Leaver,
         OwnerStatus::Inactive => match (settings.status_filter, user.status) {
             (_, UserStatus::Leaver) => UserStatus::Leaver,
@@ -104,12 +140,13 @@ fn transition(
                 UserStatus::Leaver | UserStatus::Inactive,
                 StatusFilter::Active | StatusFilter::All,
             ) => {
-                if settings.pending_until_team && user.team_id.is_none() {
+                if settings.pending_until_team && !on_a_team {
                     UserStatus::Pending
                 } else {
                     UserStatus::Active
                 }
             }
+            (UserStatus::Pending, _) if on_a_team => UserStatus::Active,
             (current, _) => current,
         },
     };
@@ -163,10 +200,12 @@ fn changes_for(
             Ok(email) => Some(email),
         },
     };
+    let team = team_move(owner, user, settings);
     Ok(UserChanges {
         email,
         profile: profile_changes(owner, user),
-        status: transition(owner.status, user, settings),
+        status: transition(owner.status, user, settings, team.is_some()),
+        team,
     })
 }
 
@@ -315,11 +354,12 @@ fn decide_unknown(
             ),
         };
     }
+    let team = department_team(owner, settings).map(str::to_owned);
     let status = match (settings.status_filter, owner.status) {
         (StatusFilter::Inactive, _) | (StatusFilter::All, Some(OwnerStatus::Inactive)) => {
             UserStatus::Inactive
         }
-        _ if settings.pending_until_team => UserStatus::Pending,
+        _ if settings.pending_until_team && team.is_none() => UserStatus::Pending,
         _ => UserStatus::Active,
     };
     Decision::Create(NewUser {
@@ -339,6 +379,7 @@ fn decide_unknown(
         role: settings.default_role.clone(),
         status,
         invite: settings.invite_mode == InviteMode::Automatic && status == UserStatus::Active,
+        team,
     })
 }
 
@@ -388,10 +429,12 @@ fn link_or_issue(
             }
         }
     }
+    let team = team_move(owner, existing, settings);
     let changes = UserChanges {
         email: None,
         profile: profile_changes(owner, existing),
-        status: transition(owner.status, existing, settings),
+        status: transition(owner.status, existing, settings, team.is_some()),
+        team,
     };
     Decision::Link {
         user_id: existing.id,

@@ -8,9 +8,11 @@
 //! crash containment; it never acknowledges an event before its effects are committed.
 
 mod decide;
+mod manual;
 mod worker;
 
 pub use decide::{DecisionContext, decide};
+pub use manual::{invites_when_activated, manual_creation};
 pub use worker::{Worker, WorkerOptions};
 
 mod preview;

@@ -472,6 +472,29 @@ impl Store {
 }
 
 /// A queued invitation, due now, and its id.
+/// Queues a user's first invitation, unless they ever had one: for users who were not invited
+/// when created (pending or inactive then) and become active later. Answers whether it queued.
+pub(crate) async fn queue_first_invitation(
+    tx: &sea_orm::DatabaseTransaction,
+    tenant: TenantId,
+    user_id: UserId,
+    now: Timestamp,
+) -> Result<bool> {
+    let ever_invited = invitation::Entity::find()
+        .filter(invitation::Column::UserId.eq(user_id.as_uuid()))
+        .one(tx)
+        .await?
+        .is_some();
+    if ever_invited {
+        return Ok(false);
+    }
+    let (_, row) = new_invitation(tenant, user_id, now);
+    invitation::Entity::insert(row)
+        .exec_without_returning(tx)
+        .await?;
+    Ok(true)
+}
+
 pub(crate) fn new_invitation(
     tenant: TenantId,
     user: UserId,

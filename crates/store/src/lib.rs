@@ -21,6 +21,7 @@ mod page;
 mod provisioning;
 mod queue;
 mod staged;
+mod teams;
 mod tenants;
 mod tokens;
 mod users;
@@ -45,9 +46,10 @@ pub use page::{Cursor, Page};
 pub use provisioning::WriteTx;
 pub use queue::{AttemptError, QueueJob, QueueStats};
 pub use staged::{OwnerKey, OwnerStates, Staged};
+pub use teams::{Placement, Team, TeamDeletion};
 pub use tenants::{Tenant, TenantChanges};
 pub use tokens::{ApiToken, TokenKind};
-pub use users::{IdentityRecord, UserFilter, UserRecord};
+pub use users::{IdentityRecord, ManualUser, UserEdit, UserFilter, UserRecord};
 
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

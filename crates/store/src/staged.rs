@@ -20,7 +20,7 @@ use std::collections::{BTreeSet, HashMap, HashSet};
 
 use domain::{
     CurrentState, EventId, IntegrationId, InvitationId, IssueKind, NewUser, NormalizedEmail,
-    OwnerFacts, TenantId, Timestamp, UserChanges, UserId,
+    OwnerFacts, TeamId, TenantId, Timestamp, UserChanges, UserId,
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
@@ -28,7 +28,7 @@ use sea_orm::{
     IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
-use crate::entities::{dead_letter, event, identity, invitation, issue, user};
+use crate::entities::{dead_letter, event, identity, invitation, issue, team, user};
 use crate::events::NewEventRecord;
 use crate::issues::NewIssue;
 use crate::provisioning::WriteTx;
@@ -100,6 +100,8 @@ pub struct Staged<'tx> {
     settled_dead_letters: Vec<uuid::Uuid>,
     /// Users in the order they were first created or changed (the order of their updates).
     order: Vec<UserId>,
+    /// Teams found or created by name in this batch.
+    teams: HashMap<(TenantId, String), TeamId>,
 }
 
 /// Conditions `a = x AND b IN (…)`, one per distinct `x`: as selective as a list of pairs, and
@@ -149,6 +151,7 @@ impl WriteTx {
             new_events: Vec::new(),
             settled_dead_letters: Vec::new(),
             order: Vec::new(),
+            teams: HashMap::new(),
         })
     }
 }
@@ -512,6 +515,57 @@ impl Staged<'_> {
             staged.current.source_updated_at = Some(at.millis());
             self.note_changed(id);
         }
+    }
+
+    /// Puts a staged user on the tenant's team named `name`, creating the team in this
+    /// transaction when the tenant has none of that name (a department mapped to a team).
+    pub async fn join_team_named(
+        &mut self,
+        user_id: UserId,
+        tenant: TenantId,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<()> {
+        let key = (tenant, name.to_owned());
+        let team = match self.teams.get(&key) {
+            Some(team) => *team,
+            None => {
+                let found = team::Entity::find()
+                    .filter(team::Column::TenantId.eq(tenant.as_uuid()))
+                    .filter(team::Column::Name.eq(name))
+                    .one(&self.tx.tx)
+                    .await?;
+                let team = match found {
+                    Some(row) => TeamId::from(row.id),
+                    None => {
+                        // Another batch creating the same team at once makes this insert
+                        // conflict; the batch is then retried and finds it.
+                        let id = TeamId::new();
+                        team::Entity::insert(team::ActiveModel {
+                            id: Set(id.as_uuid()),
+                            tenant_id: Set(tenant.as_uuid()),
+                            name: Set(name.to_owned()),
+                            created_at: Set(now.millis()),
+                        })
+                        .exec_without_returning(&self.tx.tx)
+                        .await?;
+                        id
+                    }
+                };
+                self.teams.insert(key, team);
+                team
+            }
+        };
+        let Some(staged) = self.states.users.get_mut(&user_id) else {
+            return Err(crate::StoreError::corrupt(format!(
+                "user {user_id} was placed on a team but not staged"
+            )));
+        };
+        staged.current.team_id = Some(team.as_uuid());
+        staged.current.updated_at = now.millis();
+        staged.touched = true;
+        self.note_changed(user_id);
+        Ok(())
     }
 
     /// Writes an invitation to the outbox, due now (at flush).

@@ -1,10 +1,11 @@
 //! API tokens. Only their SHA-256 is stored; the value is shown once, at creation.
 
 use domain::{TenantId, Timestamp, TokenId};
-use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter};
+use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
 use crate::entities::api_token;
+use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError, token_hash};
 
 /// What a token may see.
@@ -121,5 +122,49 @@ impl Store {
             .exec(self.db())
             .await?;
         Ok(())
+    }
+
+    /// A tenant's tokens (revoked ones included, so an admin sees what was revoked and when),
+    /// in creation order.
+    pub async fn list_tokens(
+        &self,
+        tenant: TenantId,
+        after: Option<&Cursor>,
+        limit: Option<u64>,
+    ) -> Result<Page<ApiToken>> {
+        let limit = page::page_size(limit);
+        let mut query = api_token::Entity::find()
+            .filter(api_token::Column::TenantId.eq(tenant.as_uuid()))
+            .order_by_asc(api_token::Column::Id);
+        if let Some(after) = after {
+            query = query.filter(api_token::Column::Id.gt(after.id));
+        }
+        let rows = query.limit(limit + 1).all(self.db()).await?;
+        page::finish(
+            rows,
+            limit,
+            |row| Cursor::new(0, row.id),
+            ApiToken::try_from,
+        )
+    }
+
+    pub async fn token(&self, id: TokenId) -> Result<Option<ApiToken>> {
+        api_token::Entity::find_by_id(id.as_uuid())
+            .one(self.db())
+            .await?
+            .map(ApiToken::try_from)
+            .transpose()
+    }
+
+    /// Revokes a token from `now` on; revoking twice keeps the first time. Answers the token
+    /// as it now is, or `None` when there is no such token.
+    pub async fn revoke_token(&self, id: TokenId, now: Timestamp) -> Result<Option<ApiToken>> {
+        api_token::Entity::update_many()
+            .col_expr(api_token::Column::RevokedAt, now.millis().into())
+            .filter(api_token::Column::Id.eq(id.as_uuid()))
+            .filter(api_token::Column::RevokedAt.is_null())
+            .exec(self.db())
+            .await?;
+        self.token(id).await
     }
 }

@@ -43,7 +43,7 @@ pub(crate) async fn list(
     Ok(Json(
         state
             .store
-            .list_dead_letters(&filter, after.as_ref(), query.limit)
+            .list_dead_letters(&filter, after.as_ref(), super::limit(query.limit)?)
             .await?,
     ))
 }

@@ -51,7 +51,7 @@ pub(crate) async fn list(
     Ok(Json(
         state
             .store
-            .list_events(&filter, after.as_ref(), query.limit)
+            .list_events(&filter, after.as_ref(), super::limit(query.limit)?)
             .await?,
     ))
 }

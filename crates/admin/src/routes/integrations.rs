@@ -60,7 +60,7 @@ pub(crate) async fn list(
     let after = super::cursor(query.cursor.as_deref())?;
     let page = state
         .store
-        .list_integrations(tenant, after.as_ref(), query.limit)
+        .list_integrations(tenant, after.as_ref(), super::limit(query.limit)?)
         .await?;
     Ok(Json(Page {
         items: page

@@ -42,7 +42,7 @@ pub(crate) async fn list(
     Ok(Json(
         state
             .store
-            .list_issues(&filter, after.as_ref(), query.limit)
+            .list_issues(&filter, after.as_ref(), super::limit(query.limit)?)
             .await?,
     ))
 }

@@ -5,7 +5,9 @@ pub(crate) mod events;
 pub(crate) mod integrations;
 pub(crate) mod invitations;
 pub(crate) mod issues;
+pub(crate) mod teams;
 pub(crate) mod tenants;
+pub(crate) mod tokens;
 pub(crate) mod users;
 
 use store::Cursor;
@@ -29,4 +31,48 @@ pub(crate) fn cursor(text: Option<&str>) -> ApiResult<Option<Cursor>> {
                 .map_err(|err| AdminError::bad_request(Some("cursor"), err.to_string()))
         })
         .transpose()
+}
+
+/// The largest page a list answers.
+pub(crate) const MAX_PAGE: u64 = 500;
+
+/// Checks a `limit` query parameter: 1 to 500 (absent: the default page size).
+pub(crate) fn limit(limit: Option<u64>) -> ApiResult<Option<u64>> {
+    match limit {
+        Some(0) => Err(AdminError::invalid("limit", "limit must be at least 1")),
+        Some(n) if n > MAX_PAGE => Err(AdminError::invalid(
+            "limit",
+            format!("limit must be at most {MAX_PAGE}"),
+        )),
+        other => Ok(other),
+    }
+}
+
+/// The tenant a created object belongs to: a tenant token's own (naming another tenant reads
+/// as naming one that does not exist); for the operator, the `tenant_id` given, which must
+/// exist.
+pub(crate) async fn owning_tenant(
+    state: &crate::AdminState,
+    principal: crate::Principal,
+    asked: Option<&str>,
+) -> ApiResult<domain::TenantId> {
+    let asked: Option<domain::TenantId> = asked
+        .map(|value| crate::extract::parse_id("tenant_id", value))
+        .transpose()?;
+    let tenant = match (principal.scope(), asked) {
+        (Some(own), None) => own,
+        (Some(own), Some(asked)) if own == asked => own,
+        (None, Some(asked)) => asked,
+        (None, None) => {
+            return Err(AdminError::invalid(
+                "tenant_id",
+                "tenant_id is required with the operator token",
+            ));
+        }
+        (Some(_), Some(_)) => return Err(AdminError::invalid("tenant_id", "no such tenant")),
+    };
+    if state.store.tenant(tenant).await?.is_none() {
+        return Err(AdminError::invalid("tenant_id", "no such tenant"));
+    }
+    Ok(tenant)
 }

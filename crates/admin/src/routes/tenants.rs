@@ -42,7 +42,7 @@ pub(crate) async fn list(
     Ok(Json(
         state
             .store
-            .list_tenants(None, after.as_ref(), query.limit)
+            .list_tenants(None, after.as_ref(), super::limit(query.limit)?)
             .await?,
     ))
 }

@@ -754,3 +754,134 @@ fn a_user_never_invited_is_invited_when_they_become_active() {
         Decision::Update { invite: false, .. }
     ));
 }
+
+fn with_department(department: &str) -> OwnerFacts {
+    OwnerFacts {
+        department: Some(department.to_owned()),
+        ..ann()
+    }
+}
+
+fn department_settings(pending_until_team: bool) -> IntegrationSettings {
+    IntegrationSettings {
+        department_to_team: true,
+        pending_until_team,
+        ..IntegrationSettings::default()
+    }
+}
+
+#[test]
+fn a_department_names_the_team_of_a_new_user_who_is_then_not_held_pending() {
+    let context = DecisionContext {
+        event_type: "deal.updated",
+        occurred_at: None,
+    };
+    let decided = decide(
+        &with_department(" Sales East "),
+        &CurrentState::default(),
+        &department_settings(true),
+        &context,
+    );
+    let Decision::Create(new) = decided else {
+        panic!("{decided:?}")
+    };
+    assert_eq!(new.team.as_deref(), Some("Sales East"));
+    assert_eq!(new.status, UserStatus::Active);
+    assert!(new.invite);
+
+    // Without the setting, the department is only a profile field, and the user waits.
+    let settings = IntegrationSettings {
+        pending_until_team: true,
+        ..IntegrationSettings::default()
+    };
+    let decided = decide(
+        &with_department("Sales East"),
+        &CurrentState::default(),
+        &settings,
+        &context,
+    );
+    let Decision::Create(new) = decided else {
+        panic!("{decided:?}")
+    };
+    assert_eq!(new.team, None);
+    assert_eq!(new.status, UserStatus::Pending);
+    assert!(!new.invite);
+
+    // A blank department places no one.
+    let decided = decide(
+        &with_department("  "),
+        &CurrentState::default(),
+        &department_settings(true),
+        &context,
+    );
+    let Decision::Create(new) = decided else {
+        panic!("{decided:?}")
+    };
+    assert_eq!((new.team, new.status), (None, UserStatus::Pending));
+}
+
+#[test]
+fn a_stored_user_follows_a_department_change_and_a_pending_one_becomes_active() {
+    let context = DecisionContext {
+        event_type: "deal.updated",
+        occurred_at: None,
+    };
+    let changes_of = |decision: Decision| match decision {
+        Decision::Update {
+            changes, invite, ..
+        } => (changes, invite),
+        other => panic!("{other:?}"),
+    };
+
+    // Pending, on no team: the department places them, they become active and are invited.
+    let mut pending = user("ann.lee@example.com", UserStatus::Pending);
+    pending.invited = false;
+    let state = CurrentState {
+        linked_user: Some(pending.clone()),
+        ..CurrentState::default()
+    };
+    let (changes, invite) = changes_of(decide(
+        &with_department("Sales East"),
+        &state,
+        &department_settings(true),
+        &context,
+    ));
+    assert_eq!(changes.team.as_deref(), Some("Sales East"));
+    assert_eq!(changes.status, Some(UserStatus::Active));
+    assert!(invite);
+
+    // The same with no status in the payload.
+    let owner = OwnerFacts {
+        status: None,
+        ..with_department("Sales East")
+    };
+    let (changes, _) = changes_of(decide(&owner, &state, &department_settings(true), &context));
+    assert_eq!(changes.status, Some(UserStatus::Active));
+
+    // On a team already, same department: nothing moves (an admin's placement stands).
+    let mut placed = user("ann.lee@example.com", UserStatus::Active);
+    placed.department = Some("Sales East".to_owned());
+    placed.team_id = Some(TeamId::new());
+    let state = CurrentState {
+        linked_user: Some(placed.clone()),
+        ..CurrentState::default()
+    };
+    let decided = decide(
+        &with_department("Sales East"),
+        &state,
+        &department_settings(false),
+        &context,
+    );
+    assert!(matches!(decided, Decision::Unchanged { .. }), "{decided:?}");
+
+    // The department changes: they move to the new department's team.
+    let (changes, invite) = changes_of(decide(
+        &with_department("Sales West"),
+        &state,
+        &department_settings(false),
+        &context,
+    ));
+    assert_eq!(changes.team.as_deref(), Some("Sales West"));
+    assert_eq!(changes.status, None);
+    assert!(!invite);
+}
