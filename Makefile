@@ -9,13 +9,21 @@ NEXTEST := $(shell command -v cargo-nextest 2>/dev/null)
 run:
 	$(CARGO) run -p rollcall -- serve
 
+# The schema-driven fuzzer the API tests run (PyPI), in a virtualenv of the workspace.
+SCHEMATHESIS_VERSION := 4.32.5
+PYTHON ?= python3
+
 ## Every test: unit, integration and end-to-end (needs PostgreSQL and RabbitMQ; see README).
-test:
+test: .venv/bin/st
 ifdef NEXTEST
 	$(CARGO) nextest run --workspace --no-fail-fast --features rollcall/failpoints
 else
 	$(CARGO) test --workspace --no-fail-fast --features rollcall/failpoints
 endif
+
+.venv/bin/st:
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install --quiet --disable-pip-version-check schemathesis==$(SCHEMATHESIS_VERSION)
 
 ## Formatting and lints, as CI runs them.
 lint:

@@ -800,6 +800,12 @@ async fn bad_requests_name_the_field_and_change_nothing() {
             "external_id",
         ),
         (with("invite", json!("yes")), 400, "invite", "invite"),
+        (
+            with("last_name", json!("Lee\u{0}")),
+            400,
+            "last_name",
+            "U+0000",
+        ),
     ];
     for (body, status, field, mentions) in cases {
         let (got, problem) = client.post("/v1/users", &body).await;

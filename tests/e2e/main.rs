@@ -18,5 +18,6 @@ mod dead_letters;
 mod faults;
 mod ingress;
 mod invitations;
+mod openapi;
 mod provisioning;
 mod support;

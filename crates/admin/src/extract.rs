@@ -40,15 +40,22 @@ where
     }
 }
 
-/// Deserialises `bytes`, naming the path of the first error.
+/// Deserialises `bytes`, naming the path of the first error. Text holding U+0000 is refused:
+/// no field has a use for it, and PostgreSQL cannot store it.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    serde_path_to_error::deserialize(&mut deserializer).map_err(|err| {
+    let value: serde_json::Value = serde_json::from_slice(bytes)
+        .map_err(|err| AdminError::bad_request(None, format!("body is not valid JSON: {err}")))?;
+    if let Some(path) = nul_path(&value, String::new()) {
+        let field = (!path.is_empty()).then_some(path);
+        let message = match &field {
+            Some(field) => format!("{field}: text must not contain U+0000"),
+            None => "text must not contain U+0000".to_owned(),
+        };
+        return Err(AdminError::BadRequest { field, message });
+    }
+    serde_path_to_error::deserialize(value).map_err(|err| {
         let path = err.path().to_string();
         let inner = err.into_inner();
-        if inner.is_syntax() || inner.is_eof() {
-            return AdminError::bad_request(None, format!("body is not valid JSON: {inner}"));
-        }
         let field = (path != ".").then_some(path);
         let message = match &field {
             Some(field) => format!("{field}: {inner}"),
@@ -56,6 +63,31 @@ pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminEr
         };
         AdminError::BadRequest { field, message }
     })
+}
+
+/// The path (`a.b[2]`) of the first string, or object key, that holds U+0000.
+fn nul_path(value: &serde_json::Value, at: String) -> Option<String> {
+    use serde_json::Value;
+    match value {
+        Value::String(text) => text.contains('\0').then_some(at),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, item)| nul_path(item, format!("{at}[{i}]"))),
+        Value::Object(fields) => fields.iter().find_map(|(key, item)| {
+            let here = if at.is_empty() {
+                key.clone()
+            } else {
+                format!("{at}.{key}")
+            };
+            if key.contains('\0') {
+                Some(here)
+            } else {
+                nul_path(item, here)
+            }
+        }),
+        _ => None,
+    }
 }
 
 /// Query parameters, with errors as problem+json.
@@ -70,6 +102,13 @@ where
     type Rejection = AdminError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        if query.contains("%00") {
+            return Err(AdminError::bad_request(
+                None,
+                "query parameters must not contain U+0000",
+            ));
+        }
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|query| ApiQuery(query.0))
             .map_err(|err| AdminError::bad_request(None, err.body_text()))

@@ -10,14 +10,20 @@
 mod auth;
 mod error;
 mod extract;
+mod openapi;
 mod routes;
 pub mod service;
 
 use axum::Router;
 use axum::middleware;
-use axum::routing::{delete, get, post, put};
+use std::sync::Arc;
+
+use axum::Json;
+use axum::routing::get;
 use bus::Bus;
 use store::{IntegrationCache, Store};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use auth::{Actor, Principal};
 pub use error::{AdminError, ApiResult};
@@ -37,96 +43,67 @@ pub struct AdminState {
     pub operator_token_hash: Option<String>,
 }
 
-/// The `/v1` routes, all behind bearer authentication.
+/// Every `/v1` route and its OpenAPI description, from one list: a route cannot be served
+/// without being documented, nor documented without being served.
+fn api() -> OpenApiRouter<AdminState> {
+    use routes::{
+        dead_letters, events, integrations, invitations, issues, teams, tenants, tokens, users,
+    };
+    OpenApiRouter::with_openapi(openapi::base())
+        .routes(routes!(tenants::create, tenants::list))
+        .routes(routes!(tenants::show, tenants::update))
+        .routes(routes!(tokens::create, tokens::list))
+        .routes(routes!(tokens::revoke))
+        .routes(routes!(integrations::create, integrations::list))
+        .routes(routes!(
+            integrations::show,
+            integrations::update,
+            integrations::revoke
+        ))
+        .routes(routes!(integrations::publish))
+        .routes(routes!(integrations::test))
+        .routes(routes!(integrations::rotate))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::show, users::update))
+        .routes(routes!(users::deactivate))
+        .routes(routes!(users::reactivate))
+        .routes(routes!(invitations::send))
+        .routes(routes!(invitations::accept))
+        .routes(routes!(teams::create, teams::list))
+        .routes(routes!(teams::show, teams::rename, teams::delete))
+        .routes(routes!(teams::add_member, teams::remove_member))
+        .routes(routes!(events::list))
+        .routes(routes!(events::show))
+        .routes(routes!(issues::list))
+        .routes(routes!(issues::csv))
+        .routes(routes!(dead_letters::list))
+        .routes(routes!(dead_letters::replay_many))
+        .routes(routes!(dead_letters::show, dead_letters::drop_one))
+        .routes(routes!(dead_letters::replay_one))
+}
+
+/// The OpenAPI 3.1 document of the internal API.
+#[must_use]
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::finish(api().into_openapi())
+}
+
+/// The `/v1` routes, all behind bearer authentication, and `GET /openapi.json` (public: it
+/// describes the API, it holds no data).
 pub fn router(state: AdminState) -> Router {
-    Router::new()
-        .route(
-            "/v1/tenants",
-            post(routes::tenants::create).get(routes::tenants::list),
-        )
-        .route(
-            "/v1/integrations",
-            post(routes::integrations::create).get(routes::integrations::list),
-        )
-        .route(
-            "/v1/integrations/{id}",
-            get(routes::integrations::show)
-                .patch(routes::integrations::update)
-                .delete(routes::integrations::revoke),
-        )
-        .route(
-            "/v1/integrations/{id}/secrets/rotate",
-            post(routes::integrations::rotate),
-        )
-        .route(
-            "/v1/integrations/{id}/test",
-            post(routes::integrations::test),
-        )
-        .route("/v1/dead-letters", get(routes::dead_letters::list))
-        .route(
-            "/v1/dead-letters/replay",
-            post(routes::dead_letters::replay_many),
-        )
-        .route(
-            "/v1/dead-letters/{id}",
-            get(routes::dead_letters::show).delete(routes::dead_letters::drop_one),
-        )
-        .route(
-            "/v1/dead-letters/{id}/replay",
-            post(routes::dead_letters::replay_one),
-        )
-        .route("/v1/issues", get(routes::issues::list))
-        .route("/v1/issues.csv", get(routes::issues::csv))
-        .route(
-            "/v1/integrations/{id}/publish",
-            post(routes::integrations::publish),
-        )
-        .route(
-            "/v1/users",
-            get(routes::users::list).post(routes::users::create),
-        )
-        .route(
-            "/v1/users/{id}",
-            get(routes::users::show).patch(routes::users::update),
-        )
-        .route("/v1/users/{id}/deactivate", post(routes::users::deactivate))
-        .route("/v1/users/{id}/reactivate", post(routes::users::reactivate))
-        .route(
-            "/v1/teams",
-            post(routes::teams::create).get(routes::teams::list),
-        )
-        .route(
-            "/v1/teams/{id}",
-            get(routes::teams::show)
-                .patch(routes::teams::rename)
-                .delete(routes::teams::delete),
-        )
-        .route(
-            "/v1/teams/{id}/members/{user_id}",
-            put(routes::teams::add_member).delete(routes::teams::remove_member),
-        )
-        .route(
-            "/v1/tenants/{id}/tokens",
-            post(routes::tokens::create).get(routes::tokens::list),
-        )
-        .route("/v1/tokens/{id}", delete(routes::tokens::revoke))
-        .route(
-            "/v1/users/{id}/invitations",
-            post(routes::invitations::send),
-        )
-        .route(
-            "/v1/invitations/{token}/accept",
-            post(routes::invitations::accept),
-        )
-        .route(
-            "/v1/tenants/{id}",
-            get(routes::tenants::show).patch(routes::tenants::update),
-        )
-        .route("/v1/events", get(routes::events::list))
-        .route("/v1/events/{id}", get(routes::events::show))
+    let (routes, _) = api().split_for_parts();
+    let document = Arc::new(openapi_document());
+    routes
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
             auth::authenticate,
         ))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let document = Arc::clone(&document);
+                async move { Json(document.as_ref().clone()) }
+            }),
+        )
         .with_state(state)
 }

@@ -216,7 +216,7 @@ pub fn tenant_name(name: &str) -> ApiResult<String> {
 }
 
 /// A request to create an integration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateIntegration {
     /// Required with the operator token; a tenant token creates in its own tenant.
@@ -236,7 +236,7 @@ fn default_source() -> Source {
 }
 
 /// An integration as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct IntegrationView {
     #[serde(flatten)]
     pub integration: Integration,
@@ -259,7 +259,7 @@ impl IntegrationView {
 }
 
 /// A created integration, with its secret shown this once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct CreatedIntegration {
     #[serde(flatten)]
     pub view: IntegrationView,
@@ -323,7 +323,7 @@ pub async fn create_integration(
 }
 
 /// A request to rotate an integration's secret.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RotateSecret {
     /// The new secret (required for schemes whose secret the CRM issues).
@@ -333,7 +333,7 @@ pub struct RotateSecret {
 }
 
 /// The new secret, shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RotatedSecret {
     pub secret: String,
     pub previous_secret_valid_until: Option<Timestamp>,
@@ -382,7 +382,7 @@ pub async fn rotate_secret(
 }
 
 /// What a (bulk) replay did.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, Serialize, utoipa::ToSchema)]
 pub struct ReplayReport {
     /// Dead letters the filter matched.
     pub matched: u64,
@@ -394,7 +394,7 @@ pub struct ReplayReport {
     pub failed: Vec<ReplayFailure>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReplayFailure {
     pub id: domain::DeadLetterId,
     pub error: String,

@@ -106,7 +106,7 @@ impl UserChanges {
 }
 
 /// Why an owner did not get (or keep in step) an account.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IssueKind {
     /// First name, last name or email is missing.

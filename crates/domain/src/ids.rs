@@ -23,6 +23,14 @@ macro_rules! uuid_id {
         #[serde(transparent)]
         pub struct $name(Uuid);
 
+        impl ::utoipa::PartialSchema for $name {
+            fn schema() -> ::utoipa::openapi::RefOr<::utoipa::openapi::schema::Schema> {
+                $crate::schema::uuid($kind)
+            }
+        }
+
+        impl ::utoipa::ToSchema for $name {}
+
         impl $name {
             /// A fresh, time-ordered id.
             #[must_use]

@@ -12,6 +12,7 @@ mod email;
 mod envelope;
 mod ids;
 mod owner;
+mod schema;
 mod settings;
 mod states;
 mod tenant_settings;

@@ -61,8 +61,9 @@ text_enum!(
 );
 
 /// An event-type pattern: literal text where `*` matches any run of characters.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(transparent)]
+#[schema(value_type = String, example = "deal.*")]
 pub struct WorkflowPattern(String);
 
 impl WorkflowPattern {
@@ -138,7 +139,7 @@ pub struct SettingsError {
 }
 
 /// The settings of one integration, with the defaults the contract names.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct IntegrationSettings {
     pub auto_create: bool,

@@ -12,7 +12,7 @@ pub const TOKEN_PLACEHOLDER: &str = "{token}";
 /// A tenant's invitation overrides. Every field is optional: absent means the default
 /// (`ROLLCALL_PUBLIC_URL/invitations/{token}`, `ROLLCALL_MAIL_REPLY_TO`, the templates shipped
 /// in the binary or found in `ROLLCALL_TEMPLATES_DIR`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TenantInvitationSettings {
     /// Where the email's link points, with `{token}` where the one-time token goes, e.g.

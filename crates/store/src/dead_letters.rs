@@ -16,7 +16,7 @@ use crate::queue::AttemptError;
 use crate::{Result, Store, StoreError};
 
 /// Why an event was given up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum DeadReason {
     /// A failure no retry can fix (an undecodable event, a payload that cannot be read).
@@ -48,7 +48,7 @@ impl DeadReason {
 }
 
 /// A dead letter as the API shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct DeadLetterRecord {
     pub id: DeadLetterId,
     pub tenant_id: TenantId,

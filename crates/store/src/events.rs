@@ -12,7 +12,7 @@ use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
 
 /// What happened to one owner named by an event.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct OwnerOutcome {
     pub external_id: String,
     pub outcome: EventOutcome,
@@ -23,7 +23,7 @@ pub struct OwnerOutcome {
 }
 
 /// An event-log row as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct EventRecord {
     pub id: EventId,
     pub tenant_id: TenantId,

@@ -18,7 +18,7 @@ use crate::{Backend, Result, Store, StoreError, cache};
 pub const MAX_OLD_SECRETS: u64 = 10;
 
 /// An integration as stored (never with its secrets).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Integration {
     pub id: IntegrationId,
     pub tenant_id: TenantId,

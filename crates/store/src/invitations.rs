@@ -81,7 +81,7 @@ pub struct ClaimedInvitation {
 }
 
 /// An invitation as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvitationRecord {
     pub id: InvitationId,
     pub status: InvitationStatus,

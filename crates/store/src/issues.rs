@@ -13,7 +13,7 @@ use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError, WriteTx};
 
 /// An issue as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IssueRecord {
     pub id: IssueId,
     pub tenant_id: TenantId,

@@ -22,14 +22,14 @@ pub struct QueueJob {
 }
 
 /// One failed attempt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AttemptError {
     pub at: Timestamp,
     pub error: String,
 }
 
 /// Queue depth by state.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct QueueStats {
     /// Visible now.
     pub ready: u64,

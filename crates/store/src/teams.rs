@@ -17,7 +17,7 @@ use crate::page::{self, Cursor, Page};
 use crate::users::UserRecord;
 use crate::{Backend, Result, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: TeamId,
     pub tenant_id: TenantId,

@@ -10,7 +10,7 @@ use crate::entities::tenant;
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Tenant {
     pub id: TenantId,
     pub name: String,

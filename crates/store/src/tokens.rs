@@ -9,7 +9,7 @@ use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError, token_hash};
 
 /// What a token may see.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenKind {
     /// Every tenant, and the operator-only routes.
@@ -27,7 +27,7 @@ impl TokenKind {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: TokenId,
     pub kind: TokenKind,

@@ -14,7 +14,7 @@ use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
 
 /// A user as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct UserRecord {
     pub id: UserId,
     pub tenant_id: TenantId,
@@ -80,7 +80,7 @@ pub(crate) fn snapshot(row: user::Model) -> Result<UserSnapshot> {
 }
 
 /// An identity link: this user is `external_id` in `integration_id`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct IdentityRecord {
     pub integration_id: IntegrationId,
     pub external_id: String,

@@ -15,7 +15,7 @@ pub fn services_required() -> bool {
 }
 
 /// Fails the test when services are required; otherwise announces the skip.
-fn skip_or_fail(what: &str, url: &str, err: &dyn std::fmt::Display) {
+pub fn skip_or_fail(what: &str, url: &str, err: &dyn std::fmt::Display) {
     assert!(
         !services_required(),
         "{what} is required (CI or ROLLCALL_REQUIRE_SERVICES is set) but {url} is unreachable: {err}"

@@ -10,19 +10,23 @@ use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::service::{self, ReplayReport};
 use crate::{Actor, AdminState, Principal};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(format = Uuid)]
     integration_id: Option<String>,
     /// Dead at or after this RFC 3339 time.
     since: Option<String>,
     /// Dead before this RFC 3339 time.
     until: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
 /// `GET /v1/dead-letters`: most recently dead first.
+#[utoipa::path(get, path = "/v1/dead-letters", tag = "dead letters", params(ListQuery), responses((status = 200, description = "OK", body = Page<DeadLetterRecord>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -62,6 +66,7 @@ async fn visible(
         .ok_or(AdminError::NotFound("dead letter"))
 }
 
+#[utoipa::path(get, path = "/v1/dead-letters/{id}", tag = "dead letters", params(("id" = domain::DeadLetterId, Path, description = "dead letter id (UUID)")), responses((status = 200, description = "OK", body = DeadLetterRecord)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -71,6 +76,7 @@ pub(crate) async fn show(
 }
 
 /// `POST /v1/dead-letters/{id}/replay`.
+#[utoipa::path(post, path = "/v1/dead-letters/{id}/replay", tag = "dead letters", params(("id" = domain::DeadLetterId, Path, description = "dead letter id (UUID)")), responses((status = 200, description = "OK", body = ReplayReport)))]
 pub(crate) async fn replay_one(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -88,6 +94,7 @@ pub(crate) async fn replay_one(
 }
 
 /// `DELETE /v1/dead-letters/{id}`: drop it for good.
+#[utoipa::path(delete, path = "/v1/dead-letters/{id}", tag = "dead letters", params(("id" = domain::DeadLetterId, Path, description = "dead letter id (UUID)")), responses((status = 204, description = "Dropped")))]
 pub(crate) async fn drop_one(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -101,7 +108,7 @@ pub(crate) async fn drop_one(
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayRequest {
     integration_id: Option<IntegrationId>,
@@ -114,6 +121,7 @@ pub(crate) struct ReplayRequest {
 
 /// `POST /v1/dead-letters/replay`: replays every dead letter the filter matches (or, with
 /// `dry_run`, says how many it would), answering `{"matched": N, …}`.
+#[utoipa::path(post, path = "/v1/dead-letters/replay", tag = "dead letters", request_body = ReplayRequest, responses((status = 200, description = "OK", body = ReplayReport)))]
 pub(crate) async fn replay_many(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -8,17 +8,22 @@ use crate::error::{AdminError, ApiResult};
 use crate::extract::{ApiQuery, parse_id};
 use crate::{AdminState, Principal};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(format = Uuid)]
     integration_id: Option<String>,
     outcome: Option<String>,
+    #[param(format = Uuid)]
     user_id: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
 /// The event log, newest first.
+#[utoipa::path(get, path = "/v1/events", tag = "events", params(ListQuery), responses((status = 200, description = "OK", body = Page<EventRecord>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -56,6 +61,7 @@ pub(crate) async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/events/{id}", tag = "events", params(("id" = domain::EventId, Path, description = "event id (UUID)")), responses((status = 200, description = "OK", body = EventRecord)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -12,6 +12,7 @@ use crate::service::{
 };
 use crate::{AdminState, Principal};
 
+#[utoipa::path(post, path = "/v1/integrations", tag = "integrations", request_body = CreateIntegration, responses((status = 201, description = "Created in draft; the secret is shown this once", body = CreatedIntegration)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -29,14 +30,18 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(created)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(format = Uuid)]
     tenant_id: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/integrations", tag = "integrations", params(ListQuery), responses((status = 200, description = "OK", body = Page<IntegrationView>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -86,6 +91,7 @@ pub(crate) async fn visible(
         .ok_or(AdminError::NotFound("integration"))
 }
 
+#[utoipa::path(get, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), responses((status = 200, description = "OK", body = IntegrationView)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -95,6 +101,7 @@ pub(crate) async fn show(
     Ok(Json(IntegrationView::new(integration, &state.public_url)))
 }
 
+#[utoipa::path(post, path = "/v1/integrations/{id}/publish", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), responses((status = 200, description = "Live", body = IntegrationView)))]
 pub(crate) async fn publish(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -117,6 +124,7 @@ pub(crate) async fn publish(
 
 /// `POST /v1/integrations/{id}/secrets/rotate`: a new secret (shown once); the previous one
 /// keeps working for the grace period.
+#[utoipa::path(post, path = "/v1/integrations/{id}/secrets/rotate", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), request_body = RotateSecret, responses((status = 200, description = "OK", body = RotatedSecret)))]
 pub(crate) async fn rotate(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -142,6 +150,7 @@ pub(crate) async fn rotate(
 }
 
 /// `DELETE /v1/integrations/{id}`: revoke. The webhook URL answers 404 from now on.
+#[utoipa::path(delete, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), responses((status = 200, description = "Revoked", body = IntegrationView)))]
 pub(crate) async fn revoke(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -157,7 +166,7 @@ pub(crate) async fn revoke(
     Ok(Json(IntegrationView::new(revoked, &state.public_url)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct PatchIntegration {
     name: Option<String>,
@@ -168,6 +177,7 @@ pub(crate) struct PatchIntegration {
 }
 
 /// `PATCH /v1/integrations/{id}`: rename, change settings, change scheme parameters.
+#[utoipa::path(patch, path = "/v1/integrations/{id}", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), request_body = PatchIntegration, responses((status = 200, description = "OK", body = IntegrationView)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -249,6 +259,7 @@ pub(crate) async fn update(
 
 /// `POST /v1/integrations/{id}/test`: the decisions a sample payload (sent as the CRM would,
 /// without a signature) would lead to now, computed as the worker would. Writes nothing.
+#[utoipa::path(post, path = "/v1/integrations/{id}/test", tag = "integrations", params(("id" = domain::IntegrationId, Path, description = "integration id (UUID)")), request_body = Object, responses((status = 200, description = "The decisions the sample payload would lead to; nothing is written", body = Object)))]
 pub(crate) async fn test(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -14,6 +14,7 @@ use crate::{AdminState, Principal};
 /// `POST /v1/users/{id}/invitations`: send the user an invitation now, or a new one. Any open
 /// invitation is superseded, so its link stops working. Works whatever the integration's
 /// invite mode: an admin asking is the point of `manual`, and an explicit override of `off`.
+#[utoipa::path(post, path = "/v1/users/{id}/invitations", tag = "invitations", params(("id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 202, description = "Queued", body = InvitationView)))]
 pub(crate) async fn send(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -40,6 +41,7 @@ pub(crate) async fn send(
 
 /// `POST /v1/invitations/{token}/accept`: the host application redeems the link's token and
 /// gets the user back.
+#[utoipa::path(post, path = "/v1/invitations/{token}/accept", tag = "invitations", params(("token" = String, Path, description = "the token from the invitation link")), responses((status = 200, description = "OK", body = UserView)))]
 pub(crate) async fn accept(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -9,12 +9,15 @@ use crate::error::{AdminError, ApiResult};
 use crate::extract::{ApiQuery, parse_id};
 use crate::{AdminState, Principal};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(format = Uuid)]
     integration_id: Option<String>,
     /// `true`: open issues only; `false`: resolved only.
     open: Option<bool>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
@@ -32,6 +35,7 @@ fn filter(principal: Principal, query: &ListQuery) -> ApiResult<IssueFilter> {
 }
 
 /// `GET /v1/issues`: provisioning issues, newest first.
+#[utoipa::path(get, path = "/v1/issues", tag = "issues", params(ListQuery), responses((status = 200, description = "OK", body = Page<IssueRecord>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -48,6 +52,7 @@ pub(crate) async fn list(
 }
 
 /// `GET /v1/issues.csv`: every issue matching the filters, as CSV.
+#[utoipa::path(get, path = "/v1/issues.csv", tag = "issues", params(ListQuery), responses((status = 200, description = "Every matching issue as CSV", body = String, content_type = "text/csv")))]
 pub(crate) async fn csv(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -13,15 +13,17 @@ use crate::error::{AdminError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::{AdminState, Principal, service};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateTeam {
     /// Required with the operator token; a tenant token's tenant otherwise.
+    #[schema(format = Uuid)]
     tenant_id: Option<String>,
     name: String,
 }
 
 /// `POST /v1/teams`.
+#[utoipa::path(post, path = "/v1/teams", tag = "teams", request_body = CreateTeam, responses((status = 201, description = "Created", body = Team)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -36,15 +38,19 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(team)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(format = Uuid)]
     tenant_id: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
 /// `GET /v1/teams`: with member counts.
+#[utoipa::path(get, path = "/v1/teams", tag = "teams", params(ListQuery), responses((status = 200, description = "OK", body = Page<Team>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -86,6 +92,7 @@ async fn visible(state: &AdminState, principal: Principal, id: &str) -> ApiResul
 }
 
 /// `GET /v1/teams/{id}`.
+#[utoipa::path(get, path = "/v1/teams/{id}", tag = "teams", params(("id" = domain::TeamId, Path, description = "team id (UUID)")), responses((status = 200, description = "OK", body = Team)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -94,13 +101,14 @@ pub(crate) async fn show(
     visible(&state, principal, &id).await.map(Json)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RenameTeam {
     name: String,
 }
 
 /// `PATCH /v1/teams/{id}`: rename.
+#[utoipa::path(patch, path = "/v1/teams/{id}", tag = "teams", params(("id" = domain::TeamId, Path, description = "team id (UUID)")), request_body = RenameTeam, responses((status = 200, description = "OK", body = Team)))]
 pub(crate) async fn rename(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -117,7 +125,8 @@ pub(crate) async fn rename(
         .ok_or(AdminError::NotFound("team"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct DeleteQuery {
     /// Delete a team that has members, moving them out first.
@@ -125,13 +134,14 @@ pub(crate) struct DeleteQuery {
     force: bool,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct DeletedTeam {
     id: TeamId,
     members_moved_out: u64,
 }
 
 /// `DELETE /v1/teams/{id}`: only when empty, unless `?force=true`.
+#[utoipa::path(delete, path = "/v1/teams/{id}", tag = "teams", params(("id" = domain::TeamId, Path, description = "team id (UUID)"), DeleteQuery), responses((status = 200, description = "OK", body = DeletedTeam)))]
 pub(crate) async fn delete(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -177,6 +187,7 @@ async fn membership(
 /// `PUT /v1/teams/{id}/members/{user_id}`: puts the user on this team (off any other). A
 /// pending user becomes active, and is invited if the integrations they came from invite
 /// automatically and they never were.
+#[utoipa::path(put, path = "/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = domain::TeamId, Path, description = "team id (UUID)"), ("user_id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 200, description = "The user, now on the team", body = UserView)))]
 pub(crate) async fn add_member(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -195,6 +206,7 @@ pub(crate) async fn add_member(
 }
 
 /// `DELETE /v1/teams/{id}/members/{user_id}`: takes the user off the team (their status stays).
+#[utoipa::path(delete, path = "/v1/teams/{id}/members/{user_id}", tag = "teams", params(("id" = domain::TeamId, Path, description = "team id (UUID)"), ("user_id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 204, description = "Taken off the team")))]
 pub(crate) async fn remove_member(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

@@ -9,12 +9,13 @@ use crate::error::{AdminError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::{AdminState, Principal, service};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateTenant {
     name: String,
 }
 
+#[utoipa::path(post, path = "/v1/tenants", tag = "tenants", request_body = CreateTenant, responses((status = 201, description = "Created", body = Tenant)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -25,13 +26,16 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(tenant)))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/tenants", tag = "tenants", params(ListQuery), responses((status = 200, description = "OK", body = Page<Tenant>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -47,6 +51,7 @@ pub(crate) async fn list(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = domain::TenantId, Path, description = "tenant id (UUID)")), responses((status = 200, description = "OK", body = Tenant)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -62,7 +67,7 @@ pub(crate) async fn show(
         .ok_or(AdminError::NotFound("tenant"))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateTenant {
     name: Option<String>,
@@ -71,6 +76,7 @@ pub(crate) struct UpdateTenant {
 }
 
 /// `PATCH /v1/tenants/{id}`: rename, or set how the tenant's invitations look.
+#[utoipa::path(patch, path = "/v1/tenants/{id}", tag = "tenants", params(("id" = domain::TenantId, Path, description = "tenant id (UUID)")), request_body = UpdateTenant, responses((status = 200, description = "OK", body = Tenant)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

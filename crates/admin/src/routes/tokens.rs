@@ -11,7 +11,7 @@ use crate::error::{AdminError, ApiResult};
 use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::{AdminState, Principal, service};
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateToken {
     /// What the token is for ("reporting job", "SalesScreen sync").
@@ -19,7 +19,7 @@ pub(crate) struct CreateToken {
 }
 
 /// A token as created: its value appears here and nowhere else, ever.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct CreatedToken {
     #[serde(flatten)]
     token: ApiToken,
@@ -36,6 +36,7 @@ async fn visible_tenant(state: &AdminState, principal: Principal, id: &str) -> A
 }
 
 /// `POST /v1/tenants/{id}/tokens`.
+#[utoipa::path(post, path = "/v1/tenants/{id}/tokens", tag = "tokens", params(("id" = domain::TenantId, Path, description = "tenant id (UUID)")), request_body = CreateToken, responses((status = 201, description = "Created; the value is shown this once", body = CreatedToken)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -58,14 +59,17 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(CreatedToken { token, value })))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
 /// `GET /v1/tenants/{id}/tokens`: names, creation, last use and revocation; never values.
+#[utoipa::path(get, path = "/v1/tenants/{id}/tokens", tag = "tokens", params(("id" = domain::TenantId, Path, description = "tenant id (UUID)"), ListQuery), responses((status = 200, description = "OK", body = Page<ApiToken>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -85,6 +89,7 @@ pub(crate) async fn list(
 
 /// `DELETE /v1/tokens/{id}`: the token stops working at once. Operator tokens are revoked by
 /// reconfiguring the process, not through the API a token of theirs is calling.
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "tokens", params(("id" = domain::TokenId, Path, description = "token id (UUID)")), responses((status = 200, description = "OK", body = ApiToken)))]
 pub(crate) async fn revoke(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,

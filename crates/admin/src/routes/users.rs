@@ -18,7 +18,7 @@ use crate::extract::{ApiJson, ApiQuery, parse_id};
 use crate::{AdminState, Principal, service};
 
 /// Where a user's invitation stands, as the API names it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct InvitationView {
     state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -68,7 +68,7 @@ impl InvitationView {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub(crate) struct UserView {
     #[serde(flatten)]
     user: UserRecord,
@@ -100,17 +100,22 @@ async fn views(state: &AdminState, users: Vec<UserRecord>) -> ApiResult<Vec<User
         .collect())
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ListQuery {
     status: Option<String>,
+    #[param(format = Uuid)]
     team_id: Option<String>,
+    #[param(format = Uuid)]
     integration_id: Option<String>,
     q: Option<String>,
+    #[param(minimum = 1, maximum = 500)]
     limit: Option<u64>,
     cursor: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/users", tag = "users", params(ListQuery), responses((status = 200, description = "OK", body = Page<UserView>)))]
 pub(crate) async fn list(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -165,14 +170,14 @@ async fn visible(state: &AdminState, principal: Principal, id: &str) -> ApiResul
 /// `GET /v1/events?user_id=…`.
 const RECENT_EVENTS: u64 = 20;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct TeamRef {
     id: TeamId,
     name: String,
 }
 
 /// One user in full: the list's view plus their team and the latest events that touched them.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub(crate) struct UserDetail {
     #[serde(flatten)]
     view: UserView,
@@ -183,6 +188,7 @@ pub(crate) struct UserDetail {
 }
 
 /// `GET /v1/users/{id}`.
+#[utoipa::path(get, path = "/v1/users/{id}", tag = "users", params(("id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 200, description = "OK", body = UserDetail)))]
 pub(crate) async fn show(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -217,10 +223,11 @@ pub(crate) async fn show(
 }
 
 /// The optional profile fields a user carries, as the API takes them.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateUser {
     /// Required with the operator token; a tenant token's tenant otherwise.
+    #[schema(format = Uuid)]
     tenant_id: Option<String>,
     email: String,
     first_name: String,
@@ -232,9 +239,11 @@ pub(crate) struct CreateUser {
     location: Option<String>,
     member_type: Option<String>,
     employee_ids: Option<Vec<String>>,
+    #[schema(format = Uuid)]
     team_id: Option<String>,
     /// Link the user to this owner of an integration (both or neither), whose settings then
     /// apply: default role, pending until on a team, invitation mode.
+    #[schema(format = Uuid)]
     integration_id: Option<String>,
     external_id: Option<String>,
     /// Send (or hold back) the invitation regardless of the invitation mode.
@@ -242,6 +251,7 @@ pub(crate) struct CreateUser {
 }
 
 /// `POST /v1/users`: a user created by hand, under the same rules as auto-creation.
+#[utoipa::path(post, path = "/v1/users", tag = "users", request_body = CreateUser, responses((status = 201, description = "Created", body = UserView)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -337,7 +347,7 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
     email: Option<String>,
@@ -359,6 +369,7 @@ pub(crate) struct UpdateUser {
 
 /// `PATCH /v1/users/{id}`: edits profile fields, email and role. Status has its own routes,
 /// and the team its own, because both carry rules (leavers, pending users, invitations).
+#[utoipa::path(patch, path = "/v1/users/{id}", tag = "users", params(("id" = domain::UserId, Path, description = "user id (UUID)")), request_body = UpdateUser, responses((status = 200, description = "OK", body = UserView)))]
 pub(crate) async fn update(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -403,6 +414,7 @@ pub(crate) async fn update(
 }
 
 /// `POST /v1/users/{id}/deactivate`: the user becomes a leaver (as when the CRM says they left).
+#[utoipa::path(post, path = "/v1/users/{id}/deactivate", tag = "users", params(("id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 200, description = "Now a leaver", body = UserView)))]
 pub(crate) async fn deactivate(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
@@ -420,6 +432,7 @@ pub(crate) async fn deactivate(
 /// `POST /v1/users/{id}/reactivate`: a leaver or inactive user becomes active again, and gets
 /// the invitation they never had under their integrations' rules. A pending user is activated
 /// by placing them on a team instead.
+#[utoipa::path(post, path = "/v1/users/{id}/reactivate", tag = "users", params(("id" = domain::UserId, Path, description = "user id (UUID)")), responses((status = 200, description = "Active again", body = UserView)))]
 pub(crate) async fn reactivate(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
