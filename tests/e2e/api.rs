@@ -138,9 +138,18 @@ async fn tenant_tokens_are_shown_once_record_use_and_stop_working_when_revoked()
 
 #[tokio::test]
 async fn another_tenants_token_finds_nothing_and_changes_nothing() {
-    let Some((env, _process, operator)) = start().await else {
+    // Events whose delivery id starts with "poison" fail until dead-lettered, so tenant A has
+    // a dead letter too.
+    let Some(env) = TestEnv::new(Backend::SqliteEmbedded).await else {
         return;
     };
+    let process = env
+        .spawn(Spawn {
+            env: vec![("FAILPOINTS".to_owned(), "process-event=return".to_owned())],
+            ..Spawn::default()
+        })
+        .await;
+    let operator = Client::new(&process);
     // Tenant A with one of everything.
     let a = operator.create_tenant("A").await;
     let integration = operator.create_integration(&a, json!({})).await;
@@ -159,6 +168,52 @@ async fn another_tenants_token_finds_nothing_and_changes_nothing() {
     let logged = operator.processed(&integration.id, "msg-a1").await;
     let event_id = logged["id"].as_str().expect("event id").to_owned();
     let a_user = logged["user_id"].as_str().expect("user id").to_owned();
+    let no_email = json!({"id": "A2", "first_name": "Bo", "last_name": "Ek"});
+    operator
+        .send(
+            &integration,
+            "msg-a2",
+            &event("evt-a2", "deal.updated", &no_email),
+        )
+        .await;
+    operator
+        .send(
+            &integration,
+            "poison-a3",
+            &event(
+                "evt-a3",
+                "deal.updated",
+                &owner("A3", "Cy", "Fa", "cy@a.example"),
+            ),
+        )
+        .await;
+    let dead_letter = eventually("A's dead letter", WAIT, || async {
+        let (_, page) = operator.get("/v1/dead-letters").await;
+        page["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let issue = eventually("A's issue", WAIT, || async {
+        operator.issues("").await.first()?["id"]
+            .as_str()
+            .map(str::to_owned)
+    })
+    .await;
+    // A's invitation link, from the email in the outbox.
+    let token = eventually("A's invitation email", WAIT, || async {
+        crate::support::eml_files(&env.outbox())
+            .iter()
+            .map(|email| crate::support::unfold_quoted_printable(email))
+            .find_map(|email| {
+                let start = email.find("/invitations/")? + "/invitations/".len();
+                Some(
+                    email[start..]
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+                        .collect::<String>(),
+                )
+            })
+    })
+    .await;
     let a_team = create_team(&operator, &a, "Closers").await["id"]
         .as_str()
         .expect("team id")
@@ -187,6 +242,7 @@ async fn another_tenants_token_finds_nothing_and_changes_nothing() {
             format!("/v1/users/{a_user}"),
             format!("/v1/teams/{a_team}"),
             format!("/v1/events/{event_id}"),
+            format!("/v1/dead-letters/{dead_letter}"),
             format!("/v1/tenants/{a}/tokens"),
         ];
         async move {
@@ -282,6 +338,26 @@ async fn another_tenants_token_finds_nothing_and_changes_nothing() {
             Value::Null,
         ),
         ("GET", format!("/v1/events/{event_id}"), Value::Null),
+        (
+            "GET",
+            format!("/v1/dead-letters/{dead_letter}"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/v1/dead-letters/{dead_letter}/replay"),
+            body.clone(),
+        ),
+        (
+            "DELETE",
+            format!("/v1/dead-letters/{dead_letter}"),
+            Value::Null,
+        ),
+        (
+            "POST",
+            format!("/v1/invitations/{token}/accept"),
+            body.clone(),
+        ),
     ];
     for (method, path, body) in &calls {
         let url = format!("{}{path}", b_client.admin);
@@ -323,10 +399,29 @@ async fn another_tenants_token_finds_nothing_and_changes_nothing() {
         let (status, page) = b_client.get(&path).await;
         assert_eq!(status, 200, "{path}: {page}");
         let listed = ids(&page);
-        for foreign in [&a_user, &a_team, &event_id, &integration.id] {
+        for foreign in [
+            &a_user,
+            &a_team,
+            &event_id,
+            &integration.id,
+            &dead_letter,
+            &issue,
+        ] {
             assert!(!listed.contains(foreign), "{path} shows A's {foreign}");
         }
     }
+    let (status, csv) = b_client.get_text("/v1/issues.csv").await;
+    assert_eq!(status, 200);
+    assert!(!csv.contains(&issue), "B's CSV shows A's issue: {csv}");
+    // A bulk replay naming A's dead letter matches nothing.
+    let (status, report) = b_client
+        .post("/v1/dead-letters/replay", &json!({"ids": [dead_letter]}))
+        .await;
+    assert_eq!(
+        (status, report["matched"].as_i64()),
+        (200, Some(0)),
+        "{report}"
+    );
     // Naming A in a body reads as naming a tenant that does not exist.
     let (status, problem) = b_client
         .post(
@@ -341,6 +436,11 @@ async fn another_tenants_token_finds_nothing_and_changes_nothing() {
     );
 
     let after = snapshot(operator.clone()).await;
+    // The invitation is still redeemable by A.
+    let (status, accepted) = operator
+        .post(&format!("/v1/invitations/{token}/accept"), &json!({}))
+        .await;
+    assert_eq!(status, 200, "{accepted}");
     for (before, after) in before.iter().zip(&after) {
         // The tokens list records its own reads; everything else must be byte-identical.
         if before.get("items").is_some() {
