@@ -63,6 +63,22 @@ async fn invitation_sent(client: &Client, id: &str) {
     .await;
 }
 
+/// `(name, member_count)` of each team on a page.
+fn member_counts(page: &Value) -> Vec<(String, i64)> {
+    page["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .iter()
+        .map(|t| {
+            (
+                t["name"].as_str().unwrap_or("").to_owned(),
+                t["member_count"].as_i64().unwrap_or(-1),
+            )
+        })
+        .collect()
+}
+
 fn ids(page: &Value) -> Vec<String> {
     page["items"]
         .as_array()
@@ -544,18 +560,7 @@ async fn teams_hold_pending_users_until_placed_then_activate_and_invite_them() {
     // Placing again changes nothing and invites no one twice.
     assert_eq!(put(openers.clone()).await, 200);
     let (_, listed) = client.get("/v1/teams").await;
-    let counts: Vec<(String, i64)> = listed["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap_or("").to_owned(),
-                t["member_count"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect();
+    let counts = member_counts(&listed);
     assert_eq!(
         counts,
         vec![("Closers".to_owned(), 0), ("Openers".to_owned(), 1)]
@@ -660,18 +665,7 @@ async fn a_crm_department_places_users_on_the_team_of_that_name() {
         client.processed(&integration.id, &format!("msg-{n}")).await;
     }
     let (_, teams) = client.get(&format!("/v1/teams?tenant_id={tenant}")).await;
-    let teams: Vec<(String, i64)> = teams["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .iter()
-        .map(|t| {
-            (
-                t["name"].as_str().unwrap_or("").to_owned(),
-                t["member_count"].as_i64().unwrap_or(-1),
-            )
-        })
-        .collect();
+    let teams = member_counts(&teams);
     assert_eq!(
         teams,
         vec![("Sales East".to_owned(), 2), ("Sales West".to_owned(), 1)]

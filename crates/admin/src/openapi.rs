@@ -1,24 +1,11 @@
 //! The parts of the OpenAPI document that are not per route: its description, the bearer
 //! authentication every `/v1` route needs, and the problem+json answer any of them can give.
 
+use problem::Problem;
 use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme};
 use utoipa::openapi::{ContentBuilder, InfoBuilder, OpenApi, OpenApiBuilder, Ref, ResponseBuilder};
 use utoipa::{PartialSchema, ToSchema};
-
-/// An RFC 9457 problem, as every error of the internal API is.
-#[derive(Debug, utoipa::ToSchema)]
-#[allow(dead_code)]
-pub(crate) struct Problem {
-    /// A URI naming the kind of problem.
-    #[schema(example = "https://rollcall.dev/problems/not-found")]
-    r#type: String,
-    title: String,
-    status: u16,
-    detail: String,
-    /// The request field the problem is about, when it is about one.
-    field: Option<String>,
-}
 
 pub(crate) fn base() -> OpenApi {
     OpenApiBuilder::new()

@@ -11,10 +11,11 @@ use serde::Serialize;
 const TYPE_BASE: &str = "https://rollcall.dev/problems/";
 
 /// One problem+json document.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// A URI naming the kind of problem; stable, documented in the README.
     #[serde(rename = "type")]
+    #[schema(example = "https://rollcall.dev/problems/not-found")]
     pub kind: String,
     pub title: String,
     pub status: u16,
@@ -26,6 +27,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retry_after: Option<u64>,
     #[serde(skip)]
+    #[schema(ignore)]
     extra_headers: Vec<(header::HeaderName, HeaderValue)>,
 }
 

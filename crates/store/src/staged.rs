@@ -540,15 +540,10 @@ impl Staged<'_> {
                     None => {
                         // Another batch creating the same team at once makes this insert
                         // conflict; the batch is then retried and finds it.
-                        let id = TeamId::new();
-                        team::Entity::insert(team::ActiveModel {
-                            id: Set(id.as_uuid()),
-                            tenant_id: Set(tenant.as_uuid()),
-                            name: Set(name.to_owned()),
-                            created_at: Set(now.millis()),
-                        })
-                        .exec_without_returning(&self.tx.tx)
-                        .await?;
+                        let (id, row) = crate::teams::new_team(tenant, name, now);
+                        team::Entity::insert(row)
+                            .exec_without_returning(&self.tx.tx)
+                            .await?;
                         id
                     }
                 };

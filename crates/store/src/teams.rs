@@ -68,18 +68,29 @@ pub struct Placement {
     pub invited: bool,
 }
 
+/// A new team's row, for the admin's create and for the department teams provisioning makes.
+pub(crate) fn new_team(
+    tenant: TenantId,
+    name: &str,
+    now: Timestamp,
+) -> (TeamId, team::ActiveModel) {
+    let id = TeamId::new();
+    let row = team::ActiveModel {
+        id: Set(id.as_uuid()),
+        tenant_id: Set(tenant.as_uuid()),
+        name: Set(name.to_owned()),
+        created_at: Set(now.millis()),
+    };
+    (id, row)
+}
+
 impl Store {
     pub async fn create_team(&self, tenant: TenantId, name: &str, now: Timestamp) -> Result<Team> {
-        let id = TeamId::new();
-        team::Entity::insert(team::ActiveModel {
-            id: Set(id.as_uuid()),
-            tenant_id: Set(tenant.as_uuid()),
-            name: Set(name.to_owned()),
-            created_at: Set(now.millis()),
-        })
-        .exec_without_returning(self.db())
-        .await
-        .map_err(|err| name_taken(err.into(), name))?;
+        let (id, row) = new_team(tenant, name, now);
+        team::Entity::insert(row)
+            .exec_without_returning(self.db())
+            .await
+            .map_err(|err| name_taken(err.into(), name))?;
         Ok(Team {
             id,
             tenant_id: tenant,

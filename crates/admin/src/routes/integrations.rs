@@ -47,20 +47,11 @@ pub(crate) async fn list(
     Extension(principal): Extension<Principal>,
     ApiQuery(query): ApiQuery<ListQuery>,
 ) -> ApiResult<Json<Page<IntegrationView>>> {
-    let asked = query
-        .tenant_id
-        .as_deref()
-        .map(|value| parse_id("tenant_id", value))
-        .transpose()?;
-    let tenant = match (principal.scope(), asked) {
-        (Some(own), Some(asked)) if own != asked => {
-            return Ok(Json(Page {
-                items: Vec::new(),
-                next_cursor: None,
-            }));
-        }
-        (Some(own), _) => Some(own),
-        (None, asked) => asked,
+    let Some(tenant) = super::list_scope(principal, query.tenant_id.as_deref())? else {
+        return Ok(Json(Page {
+            items: Vec::new(),
+            next_cursor: None,
+        }));
     };
     let after = super::cursor(query.cursor.as_deref())?;
     let page = state

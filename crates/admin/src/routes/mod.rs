@@ -76,3 +76,20 @@ pub(crate) async fn owning_tenant(
     }
     Ok(tenant)
 }
+
+/// The tenant a list is restricted to, from the caller and an optional `tenant_id` filter:
+/// `Some(None)` is every tenant (the operator, unfiltered), `None` means the list is empty
+/// (a tenant token asking for another tenant's objects sees none, as if there were none).
+pub(crate) fn list_scope(
+    principal: crate::Principal,
+    asked: Option<&str>,
+) -> ApiResult<Option<Option<domain::TenantId>>> {
+    let asked: Option<domain::TenantId> = asked
+        .map(|value| crate::extract::parse_id("tenant_id", value))
+        .transpose()?;
+    Ok(match (principal.scope(), asked) {
+        (Some(own), Some(asked)) if own != asked => None,
+        (Some(own), _) => Some(Some(own)),
+        (None, asked) => Some(asked),
+    })
+}
