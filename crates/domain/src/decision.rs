@@ -117,14 +117,20 @@ pub enum IssueKind {
     EmailConflict,
     /// Policy `email_and_id`: the user with this email carries none of the owner's employee ids.
     EmployeeIdMismatch,
+    /// The CRM's directory has no such owner (its users API answered "not found").
+    OwnerNotFound,
+    /// The CRM's directory refused rollcall's credentials, or the integration has none.
+    DirectoryRefused,
 }
 
 impl IssueKind {
-    pub const ALL: [IssueKind; 4] = [
+    pub const ALL: [IssueKind; 6] = [
         IssueKind::MissingFields,
         IssueKind::InvalidEmail,
         IssueKind::EmailConflict,
         IssueKind::EmployeeIdMismatch,
+        IssueKind::OwnerNotFound,
+        IssueKind::DirectoryRefused,
     ];
 
     #[must_use]
@@ -134,6 +140,8 @@ impl IssueKind {
             IssueKind::InvalidEmail => "invalid_email",
             IssueKind::EmailConflict => "email_conflict",
             IssueKind::EmployeeIdMismatch => "employee_id_mismatch",
+            IssueKind::OwnerNotFound => "owner_not_found",
+            IssueKind::DirectoryRefused => "directory_refused",
         }
     }
 

@@ -8,6 +8,7 @@
 //! `store`, AMQP in `bus`.
 
 mod decision;
+mod directory;
 mod email;
 mod envelope;
 mod ids;
@@ -21,6 +22,7 @@ mod timestamp;
 pub use decision::{
     CurrentState, Decision, IssueKind, NewUser, Profile, UserChanges, UserSnapshot,
 };
+pub use directory::DirectoryAccess;
 pub use email::{EmailError, NormalizedEmail};
 pub use envelope::{EventEnvelope, ReplayInfo};
 pub use ids::{
