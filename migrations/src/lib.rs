@@ -15,6 +15,7 @@ mod m0002_issues;
 mod m0003_dead_letters;
 mod m0004_invitation_tokens;
 mod m0005_tenant_invitation_settings;
+mod m0006_integration_directory;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -29,6 +30,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0003_dead_letters::Migration),
             Box::new(m0004_invitation_tokens::Migration),
             Box::new(m0005_tenant_invitation_settings::Migration),
+            Box::new(m0006_integration_directory::Migration),
         ]
     }
 }

@@ -20,4 +20,5 @@ mod ingress;
 mod invitations;
 mod openapi;
 mod provisioning;
+mod sources;
 mod support;

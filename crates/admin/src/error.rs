@@ -33,6 +33,9 @@ pub enum AdminError {
     Gone { kind: &'static str, message: String },
     #[error("the database is unavailable; retry later")]
     Unavailable(String),
+    /// The CRM's directory could not be asked now (rate limit, timeout, outage).
+    #[error("{0}")]
+    DirectoryUnavailable(String),
     #[error("internal error")]
     Internal(String),
 }
@@ -95,6 +98,12 @@ impl IntoResponse for AdminError {
                 Problem::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail)
                     .with_retry_after(5)
             }
+            AdminError::DirectoryUnavailable(_) => Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "directory-unavailable",
+                detail,
+            )
+            .with_retry_after(30),
             AdminError::Internal(cause) => {
                 tracing::error!(%cause, "internal API error");
                 Problem::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", detail)

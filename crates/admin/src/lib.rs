@@ -41,6 +41,8 @@ pub struct AdminState {
     /// SHA-256 (hex) of `ROLLCALL_ADMIN_TOKEN`, when the operator token is configured rather
     /// than generated.
     pub operator_token_hash: Option<String>,
+    /// For previews of payloads that name owners by id only.
+    pub directory: directory::Directory,
 }
 
 /// Every `/v1` route and its OpenAPI description, from one list: a route cannot be served

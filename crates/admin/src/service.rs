@@ -3,7 +3,9 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use domain::{IntegrationSettings, Source, TenantId, Timestamp};
+use std::collections::BTreeMap;
+
+use domain::{DirectoryAccess, IntegrationSettings, Source, TenantId, Timestamp};
 use serde::{Deserialize, Serialize};
 use store::{Integration, NewIntegration, Store, Tenant, TokenKind};
 use verifier::{SchemeConfig, SecretOrigin};
@@ -229,6 +231,53 @@ pub struct CreateIntegration {
     /// The signing secret, for schemes where the CRM issues it (or to choose one).
     pub secret: Option<String>,
     pub settings: Option<serde_json::Value>,
+    /// How rollcall reaches the CRM's users API, for sources whose webhooks carry only an
+    /// owner id or a record id.
+    pub directory: Option<DirectoryRequest>,
+}
+
+/// Directory access as the API takes it: the credentials are stored encrypted and never shown
+/// again (the integration shows their names).
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DirectoryRequest {
+    /// The CRM API's base URL; omit it for CRMs with one public address.
+    pub base_url: Option<String>,
+    /// Credential name → value (which names each source needs: see the README).
+    pub credentials: BTreeMap<String, String>,
+}
+
+/// Checks directory access against what the source's directory needs.
+pub fn parse_directory(source: Source, request: DirectoryRequest) -> ApiResult<DirectoryAccess> {
+    let base_url = match request.base_url {
+        None => None,
+        Some(url) => {
+            let url = url.trim().trim_end_matches('/').to_owned();
+            let valid = (url.starts_with("https://") || url.starts_with("http://"))
+                && url.len() <= 2000
+                && url
+                    .parse::<http::Uri>()
+                    .is_ok_and(|uri| uri.host().is_some());
+            if !valid {
+                return Err(AdminError::invalid(
+                    "directory.base_url",
+                    "directory.base_url must be an http(s) URL",
+                ));
+            }
+            Some(url)
+        }
+    };
+    let access = DirectoryAccess {
+        base_url,
+        credentials: request
+            .credentials
+            .into_iter()
+            .map(|(name, value)| (name.trim().to_owned(), value.trim().to_owned()))
+            .collect(),
+    };
+    directory::check_access(source, &access)
+        .map_err(|problem| AdminError::invalid(problem.field, problem.message))?;
+    Ok(access)
 }
 
 fn default_source() -> Source {
@@ -282,12 +331,10 @@ pub async fn create_integration(
         return Err(AdminError::invalid("tenant_id", "no such tenant"));
     }
     let name = non_empty("name", &request.name, 200)?;
-    if !sources::is_supported(request.source) {
-        return Err(AdminError::invalid(
-            "source",
-            format!("source {} is not supported by this version", request.source),
-        ));
-    }
+    let directory = request
+        .directory
+        .map(|directory| parse_directory(request.source, directory))
+        .transpose()?;
     let verification = request
         .verification
         .unwrap_or_else(|| serde_json::json!({"scheme": "standard-webhooks"}));
@@ -307,6 +354,7 @@ pub async fn create_integration(
                     .map_err(|err| AdminError::Internal(err.to_string()))?,
                 settings,
                 secret: secret.clone(),
+                directory,
             },
             Timestamp::now(),
         )

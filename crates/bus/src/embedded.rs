@@ -217,10 +217,11 @@ impl JobHandle {
         kind: FailureKind,
         attempt: u32,
         errors: Vec<AttemptError>,
+        not_before: Duration,
     ) -> Result<Settled, BusError> {
         let now = Timestamp::now();
         if kind == FailureKind::Transient && self.retry.retries(attempt) {
-            let delay = self.retry.delay(attempt);
+            let delay = self.retry.delay_at_least(attempt, not_before);
             self.store
                 .queue_retry(self.job.id, now.plus(delay), &errors)
                 .await

@@ -269,14 +269,27 @@ impl Delivery {
     /// Processing failed: retry it after a delay, or, when the failure is permanent or the
     /// attempts are spent, move it to the dead-letter store.
     pub async fn fail(self, kind: FailureKind, error: &str) -> Result<Settled, BusError> {
+        self.fail_not_before(kind, error, Duration::ZERO).await
+    }
+
+    /// As [`Delivery::fail`], for a failure that says when to try again (a rate limit's
+    /// `Retry-After`): a retry waits at least `not_before`.
+    pub async fn fail_not_before(
+        self,
+        kind: FailureKind,
+        error: &str,
+        not_before: Duration,
+    ) -> Result<Settled, BusError> {
         let mut errors = self.errors;
         errors.push(AttemptError {
             at: domain::Timestamp::now(),
             error: error.chars().take(2000).collect(),
         });
         match self.handle {
-            DeliveryHandle::Embedded(job) => job.fail(kind, self.attempt, errors).await,
-            DeliveryHandle::Amqp(handle) => handle.fail(kind, self.attempt, errors).await,
+            DeliveryHandle::Embedded(job) => job.fail(kind, self.attempt, errors, not_before).await,
+            DeliveryHandle::Amqp(handle) => {
+                handle.fail(kind, self.attempt, errors, not_before).await
+            }
         }
     }
 }

@@ -68,6 +68,25 @@ impl RetryPolicy {
         let percent = JITTER_PERCENT[rand::random_range(0..JITTER_PERCENT.len())];
         jittered(self.base_delay(attempt), percent)
     }
+
+    /// The delay after failed attempt `attempt` when the failure itself says when to come
+    /// back (a CRM's `Retry-After`): the attempt's usual delay if that is long enough, else
+    /// the shortest delay of the policy that is (the longest if none is). Only the policy's
+    /// own delays are used: on RabbitMQ each is a queue.
+    #[must_use]
+    pub fn delay_at_least(&self, attempt: u32, at_least: Duration) -> Duration {
+        let usual = self.delay(attempt);
+        if usual >= at_least {
+            return usual;
+        }
+        let delays = self.all_delays();
+        delays
+            .iter()
+            .copied()
+            .find(|delay| *delay >= at_least)
+            .or_else(|| delays.last().copied())
+            .unwrap_or(usual)
+    }
 }
 
 fn jittered(base: Duration, percent: u64) -> Duration {
@@ -78,6 +97,24 @@ fn jittered(base: Duration, percent: u64) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retry_after_picks_the_first_delay_long_enough() {
+        let policy = RetryPolicy::default();
+        // 1 s would be the first retry; the CRM asked for 20 s: 30 s is the first tier over.
+        assert_eq!(
+            policy.delay_at_least(1, Duration::from_secs(20)),
+            Duration::from_secs(30)
+        );
+        // Longer than any tier: the longest one.
+        assert_eq!(
+            policy.delay_at_least(1, Duration::from_secs(3600)),
+            Duration::from_secs(750)
+        );
+        // Already long enough: unchanged tier (with its jitter).
+        let usual = policy.delay_at_least(4, Duration::from_secs(2));
+        assert!(usual == Duration::from_secs(120) || usual == Duration::from_secs(150));
+    }
 
     #[test]
     fn delays_grow_and_the_last_tier_repeats() {

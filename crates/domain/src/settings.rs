@@ -110,7 +110,8 @@ impl fmt::Display for WorkflowPattern {
 }
 
 /// The keys `field_mapping` accepts: where the owner object(s) are, then each owner field
-/// relative to an owner object.
+/// relative to an owner object, then (for the `json` source) where the event's id, type and
+/// time are in the body.
 pub const FIELD_MAPPING_KEYS: &[&str] = &[
     "owner",
     "owners",
@@ -128,6 +129,10 @@ pub const FIELD_MAPPING_KEYS: &[&str] = &[
     "title",
     "department",
     "location",
+    // Where a `json` source's event is described (not owner fields).
+    "event_id",
+    "event_type",
+    "occurred_at",
 ];
 
 /// A setting outside its allowed range.

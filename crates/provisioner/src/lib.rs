@@ -74,6 +74,8 @@ pub struct Item<'a> {
     /// Which delivery attempt this is (recorded in the event log).
     pub attempt: u32,
     pub decide: &'a Decide<'a>,
+    /// Why the event names no owner, when `owners` is empty (recorded as the reason).
+    pub no_owner: Option<&'a str>,
 }
 
 impl std::fmt::Debug for Item<'_> {
@@ -207,7 +209,9 @@ impl Provisioner {
                 received_at: envelope.received_at,
                 processed_at: now,
                 outcome,
-                reason: first.and_then(|r| r.reason.clone()),
+                reason: first
+                    .and_then(|r| r.reason.clone())
+                    .or_else(|| item.no_owner.map(str::to_owned)),
                 user_id: first.and_then(|r| r.user_id),
                 external_id: first.map(|r| r.external_id.clone()),
                 shadow: item.mode == Mode::Shadow,

@@ -8,6 +8,7 @@
 //! crash containment; it never acknowledges an event before its effects are committed.
 
 mod decide;
+mod lookup;
 mod manual;
 mod worker;
 

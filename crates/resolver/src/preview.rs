@@ -1,11 +1,13 @@
 //! "What would happen if this payload arrived?": the decisions for a sample payload, computed
 //! exactly as the worker would, against the current state, writing nothing.
 
+use directory::Directory;
 use domain::{Decision, NormalizedEmail, UserId};
 use serde::Serialize;
 use sources::{DeliveryHints, FieldMapping};
 use store::{Integration, OwnerKey, Store, StoreError};
 
+use crate::lookup::{LookupTarget, Unresolved, resolve};
 use crate::{DecisionContext, decide};
 
 /// The decision for one owner of a sample event.
@@ -35,6 +37,9 @@ pub struct PreviewedEvent {
     pub provider_event_id: String,
     pub event_type: String,
     pub owners: Vec<OwnerPreview>,
+    /// Why the event names no owner, when it names none.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub no_owner: Option<String>,
 }
 
 /// Why a sample could not be previewed.
@@ -43,6 +48,9 @@ pub enum PreviewError {
     /// The sample is not what the integration's source format expects.
     #[error("{0}")]
     Payload(String),
+    /// The CRM's directory could not be asked now (rate limit, timeout, outage).
+    #[error("the CRM's directory could not be asked: {0}")]
+    Directory(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -50,9 +58,21 @@ pub enum PreviewError {
 /// Decides every owner of every event in `body` as the worker would, without writing.
 pub async fn preview(
     store: &Store,
+    directory: &Directory,
     integration: &Integration,
     body: &[u8],
 ) -> Result<Vec<PreviewedEvent>, PreviewError> {
+    let access = if integration.directory.is_some() {
+        store.integration_directory(integration.id).await?
+    } else {
+        None
+    };
+    let target = LookupTarget {
+        directory,
+        integration: integration.id,
+        source: integration.source,
+        access: access.as_ref(),
+    };
     let mapping = FieldMapping::for_source(
         integration.source,
         integration.settings.field_mapping.as_ref(),
@@ -68,6 +88,12 @@ pub async fn preview(
     for event in events {
         let owners = sources::owners(integration.source, &event.payload, &mapping)
             .map_err(|err| PreviewError::Payload(err.to_string()))?;
+        let resolved = resolve(target, owners).await.map_err(|err| {
+            PreviewError::Directory(match err {
+                Unresolved::Throttled { message, .. } | Unresolved::Unavailable(message) => message,
+            })
+        })?;
+        let owners = resolved.owners;
         let emails: Vec<Option<NormalizedEmail>> = owners
             .iter()
             .map(|owner| {
@@ -77,11 +103,11 @@ pub async fn preview(
                     .and_then(|e| NormalizedEmail::parse(e).ok())
             })
             .collect();
-        parsed.push((event, owners, emails));
+        parsed.push((event, owners, emails, resolved.problems, resolved.no_owner));
     }
     let keys: Vec<OwnerKey<'_>> = parsed
         .iter()
-        .flat_map(|(_, owners, emails)| {
+        .flat_map(|(_, owners, emails, _, _)| {
             owners.iter().zip(emails).map(|(owner, email)| {
                 OwnerKey::of(integration.tenant_id, integration.id, owner, email.as_ref())
             })
@@ -89,7 +115,7 @@ pub async fn preview(
         .collect();
     let states = store.owner_states(&keys).await?;
     let mut previews = Vec::with_capacity(parsed.len());
-    for (event, owners, emails) in &parsed {
+    for (event, owners, emails, problems, no_owner) in &parsed {
         let context = DecisionContext {
             event_type: &event.event_type,
             occurred_at: event.occurred_at,
@@ -98,7 +124,14 @@ pub async fn preview(
         for (owner, email) in owners.iter().zip(emails) {
             let key = OwnerKey::of(integration.tenant_id, integration.id, owner, email.as_ref());
             let state = states.current_state(&key)?;
-            let decision = decide(owner, &state, &integration.settings, &context);
+            let decision = match problems.get(&owner.external_id) {
+                Some((kind, detail)) => Decision::Issue {
+                    kind: *kind,
+                    missing: Vec::new(),
+                    detail: detail.clone(),
+                },
+                None => decide(owner, &state, &integration.settings, &context),
+            };
             let (status, role, invite) = match &decision {
                 Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
                 Decision::Update {
@@ -121,6 +154,7 @@ pub async fn preview(
             provider_event_id: event.provider_event_id.clone(),
             event_type: event.event_type.clone(),
             owners: decided,
+            no_owner: no_owner.clone(),
         });
     }
     Ok(previews)

@@ -7,12 +7,17 @@
 //! (a bad event, a lost race, a bug), its events are applied again one by one, each settled on
 //! its own, so one event's failure never holds up or dead-letters the others.
 
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bus::{Bus, ConsumeOptions, Delivery, FailureKind, Settled};
-use domain::{CurrentState, EventEnvelope, IntegrationState, OwnerFacts, Timestamp};
-use futures_util::FutureExt;
+use directory::Directory;
+use domain::{
+    CurrentState, Decision, EventEnvelope, IntegrationState, IssueKind, OwnerFacts, Timestamp,
+};
+use futures_util::{FutureExt, StreamExt};
 use provisioner::{Applied, Item, Mode, ProvisionError, Provisioner};
 use store::{CachedIntegration, IntegrationCache};
 use tokio::sync::Semaphore;
@@ -20,7 +25,11 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use crate::lookup::{LookupTarget, ResolvedOwners, Unresolved, resolve};
 use crate::{DecisionContext, decide};
+
+/// Events of one batch prepared (owners looked up) at the same time.
+const PREPARE_CONCURRENCY: usize = 16;
 
 /// How a worker consumes.
 #[derive(Debug, Clone, Copy)]
@@ -48,6 +57,7 @@ pub struct Worker {
     integrations: IntegrationCache,
     bus: Bus,
     provisioner: Provisioner,
+    directory: Directory,
     options: WorkerOptions,
 }
 
@@ -56,8 +66,29 @@ pub struct Worker {
 enum Failure {
     #[error("{0}")]
     Transient(String),
+    /// Transient, and the other side said when to come back.
+    #[error("{message}")]
+    Throttled {
+        message: String,
+        retry_after: Duration,
+    },
     #[error("{0}")]
     Permanent(String),
+}
+
+impl From<Unresolved> for Failure {
+    fn from(unresolved: Unresolved) -> Self {
+        match unresolved {
+            Unresolved::Throttled {
+                message,
+                retry_after,
+            } => Failure::Throttled {
+                message,
+                retry_after,
+            },
+            Unresolved::Unavailable(message) => Failure::Transient(message),
+        }
+    }
 }
 
 impl From<ProvisionError> for Failure {
@@ -84,6 +115,9 @@ impl From<store::StoreError> for Failure {
 struct Prepared {
     envelope: EventEnvelope,
     owners: Vec<OwnerFacts>,
+    /// Owners the CRM's directory could not complete: an issue each.
+    problems: HashMap<String, (IssueKind, String)>,
+    no_owner: Option<String>,
     integration: Arc<CachedIntegration>,
     attempt: u32,
 }
@@ -112,7 +146,15 @@ async fn apply_all(
                 event_type: &event.envelope.event_type,
                 occurred_at: event.envelope.occurred_at,
             };
-            move |owner: &OwnerFacts, state: &CurrentState| decide(owner, state, settings, &context)
+            let problems = &event.problems;
+            move |owner: &OwnerFacts, state: &CurrentState| match problems.get(&owner.external_id) {
+                Some((kind, detail)) => Decision::Issue {
+                    kind: *kind,
+                    missing: Vec::new(),
+                    detail: detail.clone(),
+                },
+                None => decide(owner, state, settings, &context),
+            }
         })
         .collect();
     let items: Vec<Item<'_>> = prepared
@@ -124,6 +166,7 @@ async fn apply_all(
             mode: event.mode(),
             attempt: event.attempt,
             decide: decider,
+            no_owner: event.no_owner.as_deref(),
         })
         .collect();
     provisioner.apply_batch(&items).await
@@ -135,12 +178,14 @@ impl Worker {
         integrations: IntegrationCache,
         bus: Bus,
         provisioner: Provisioner,
+        directory: Directory,
         options: WorkerOptions,
     ) -> Self {
         Self {
             integrations,
             bus,
             provisioner,
+            directory,
             options,
         }
     }
@@ -174,12 +219,19 @@ impl Worker {
     async fn handle_batch(&self, deliveries: Vec<Delivery>) {
         let mut ready = Vec::with_capacity(deliveries.len());
         let mut prepared = Vec::with_capacity(deliveries.len());
-        for delivery in deliveries {
-            let preparing = AssertUnwindSafe(self.prepare(&delivery)).catch_unwind();
-            match preparing
-                .await
-                .unwrap_or_else(|panic| Err(panicked(&*panic)))
-            {
+        // Preparing may ask a CRM's directory (a network round trip per owner not in the
+        // cache): the batch's events are prepared side by side, a bounded number at a time so
+        // a burst does not turn into a burst against the CRM's API.
+        let mut preparing = Vec::with_capacity(deliveries.len());
+        for delivery in &deliveries {
+            preparing.push(AssertUnwindSafe(self.prepare(delivery)).catch_unwind());
+        }
+        let outcomes: Vec<_> = futures_util::stream::iter(preparing)
+            .buffered(PREPARE_CONCURRENCY)
+            .collect()
+            .await;
+        for (delivery, outcome) in deliveries.into_iter().zip(outcomes) {
+            match outcome.unwrap_or_else(|panic| Err(panicked(&*panic))) {
                 Ok(event) => {
                     ready.push(delivery);
                     prepared.push(event);
@@ -273,9 +325,22 @@ impl Worker {
         );
         let owners = sources::owners(source, &envelope.payload, &mapping)
             .map_err(|err| Failure::Permanent(format!("payload: {err}")))?;
+        let target = LookupTarget {
+            directory: &self.directory,
+            integration: envelope.integration_id,
+            source,
+            access: integration.directory(),
+        };
+        let ResolvedOwners {
+            owners,
+            problems,
+            no_owner,
+        } = resolve(target, owners).await?;
         Ok(Prepared {
             envelope,
             owners,
+            problems,
+            no_owner,
             integration,
             attempt: delivery.attempt,
         })
@@ -304,11 +369,17 @@ impl Worker {
                 delivery.ack().await
             }
             Err(failure) => {
-                let kind = match failure {
-                    Failure::Transient(_) => FailureKind::Transient,
-                    Failure::Permanent(_) => FailureKind::Permanent,
+                let (kind, not_before) = match failure {
+                    Failure::Transient(_) => (FailureKind::Transient, Duration::ZERO),
+                    Failure::Throttled { retry_after, .. } => {
+                        (FailureKind::Transient, *retry_after)
+                    }
+                    Failure::Permanent(_) => (FailureKind::Permanent, Duration::ZERO),
                 };
-                match delivery.fail(kind, &failure.to_string()).await {
+                match delivery
+                    .fail_not_before(kind, &failure.to_string(), not_before)
+                    .await
+                {
                     Ok(Settled::Retrying { after }) => {
                         metrics::counter!("rollcall_event_retries_total").increment(1);
                         tracing::warn!(event_id = ?event_id, attempt, retry_in_ms = after.as_millis(), error = %failure, "event not processed; will retry");

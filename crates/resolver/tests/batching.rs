@@ -61,6 +61,7 @@ async fn fixture() -> Fixture {
                     verification: serde_json::json!({"scheme": "standard-webhooks"}),
                     settings: settings.clone(),
                     secret: Some("whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX".to_owned()),
+                    directory: None,
                 },
                 now,
             )
@@ -175,6 +176,7 @@ async fn apply(fixture: &Fixture, events: &[Generated], sizes: &mut impl FnMut()
                 mode: Mode::Live,
                 attempt: 1,
                 decide: decider,
+                no_owner: None,
             })
             .collect();
         let applied = fixture
@@ -345,6 +347,7 @@ async fn a_batch_answers_each_event_and_a_repeat_is_already_processed() {
             mode: Mode::Live,
             attempt: 2,
             decide: &decider,
+            no_owner: None,
         })
         .await
         .expect("applies");

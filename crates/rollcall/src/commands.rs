@@ -94,6 +94,10 @@ pub(crate) enum IntegrationCommand {
         /// Settings as JSON, e.g. '{"invite_mode": "manual"}'.
         #[arg(long)]
         settings: Option<String>,
+        /// Access to the CRM's users API as JSON, for sources whose webhooks name owners by id,
+        /// e.g. '{"credentials": {"access_token": "pat-…"}}'.
+        #[arg(long)]
+        directory: Option<String>,
         /// Make it live at once (skip the draft/shadow stage).
         #[arg(long)]
         publish: bool,
@@ -146,9 +150,13 @@ pub(crate) async fn integration(
             verification,
             secret,
             settings,
+            directory,
             publish,
             json,
         } => {
+            let directory = directory
+                .map(|text| serde_json::from_str(&text).context("--directory is not valid JSON"))
+                .transpose()?;
             let settings = settings
                 .map(|text| serde_json::from_str(&text).context("--settings is not valid JSON"))
                 .transpose()?;
@@ -165,6 +173,7 @@ pub(crate) async fn integration(
                     verification,
                     secret,
                     settings,
+                    directory,
                 },
             )
             .await

@@ -2,6 +2,7 @@
 //! (`--config`), then `ROLLCALL_*` environment variables, each overriding the one before.
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
@@ -72,6 +73,10 @@ pub(crate) struct Config {
     pub connectwise_key_hosts: String,
     /// Allow `http://` ConnectWise key URLs (for tests against a local key server only).
     pub connectwise_allow_http: bool,
+    /// Milliseconds a request to a CRM's directory (users API) may take.
+    pub directory_timeout_ms: u64,
+    /// Seconds a directory answer (an owner, a record's owners, "not found") is reused.
+    pub directory_cache_seconds: u64,
 }
 
 impl Default for Config {
@@ -107,6 +112,8 @@ impl Default for Config {
             request_timeout_seconds: 20,
             connectwise_key_hosts: ingress::DEFAULT_KEY_HOSTS.join(","),
             connectwise_allow_http: false,
+            directory_timeout_ms: 10_000,
+            directory_cache_seconds: 300,
         }
     }
 }
@@ -144,9 +151,18 @@ const KEYS: &[&str] = &[
     "request_timeout_seconds",
     "connectwise_key_hosts",
     "connectwise_allow_http",
+    "directory_timeout_ms",
+    "directory_cache_seconds",
 ];
 
 impl Config {
+    pub(crate) fn directory(&self) -> directory::Directory {
+        directory::Directory::new(directory::DirectoryOptions {
+            timeout: Duration::from_millis(self.directory_timeout_ms),
+            cache_ttl: Duration::from_secs(self.directory_cache_seconds),
+        })
+    }
+
     pub(crate) fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
@@ -209,6 +225,9 @@ impl Config {
             anyhow::bail!(
                 "ROLLCALL_INVITATION_RETRY_BASE_MS and ROLLCALL_INVITATION_MAX_ATTEMPTS must be at least 1"
             );
+        }
+        if self.directory_timeout_ms == 0 || self.directory_timeout_ms > 120_000 {
+            anyhow::bail!("ROLLCALL_DIRECTORY_TIMEOUT_MS must be between 1 and 120000");
         }
         if self.worker_batch_size > 1000 {
             anyhow::bail!("ROLLCALL_WORKER_BATCH_SIZE must be at most 1000");

@@ -113,6 +113,9 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     let store = setup::open_store(&config).await?;
     let bus = build_bus(&config, &store, bus_shutdown.clone())?;
     let integrations = store.integration_cache(bus_shutdown.clone());
+    // One directory client per process: its cache and rate-limit memory are shared by the
+    // worker and the admin's previews.
+    let directory = config.directory();
     say(&format!(
         "rollcall {} (database: {:?}, queue: {})",
         env!("CARGO_PKG_VERSION"),
@@ -154,6 +157,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             bus: bus.clone(),
             public_url: config.public_url.clone(),
             operator_token_hash: config.admin_token.as_deref().map(store::token_hash),
+            directory: directory.clone(),
         })
         .merge(health::router(store.clone(), bus.clone()));
         tasks.spawn(listen("admin", &config.admin_addr, router, shutdown.clone()).await?);
@@ -165,6 +169,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             integrations.clone(),
             bus.clone(),
             provisioner,
+            directory.clone(),
             WorkerOptions {
                 concurrency: config.worker_concurrency,
                 batch_size: config.worker_batch_size,

@@ -168,6 +168,18 @@ mod tests {
                 r#"{"id":"1","type":"x","owners":[]}"#,
                 "owners must not be empty",
             ),
+            (
+                r#"{"id":"1","type":"x","owner":{"id":"a","last_name":"L\u0000e"}}"#,
+                "owner.last_name must not contain U+0000",
+            ),
+            (
+                r#"{"id":"1","type":"x","owner":{"id":"a\u0000"}}"#,
+                "owner.id must not contain U+0000",
+            ),
+            (
+                r#"{"id":"1","type":"x","owner":{"id":"a","employee_ids":["E\u0000"]}}"#,
+                "owner.employee_ids must not contain U+0000",
+            ),
         ];
         for (body, expected) in cases {
             let err = split(body.as_bytes(), &DeliveryHints::default()).unwrap_err();

@@ -3,11 +3,19 @@
 //! `portalId:subscriptionId:eventId:occurredAt` (the subscription is included because two
 //! subscriptions of one portal may share an event id and time). The type is
 //! `subscriptionType` (older payloads call it `eventType`); `occurredAt` is in milliseconds.
+//!
+//! Events carry ids only. A change of `hubspot_owner_id` names the new owner's id (HubSpot
+//! owner ids are the same across object types, so this holds for any object); the directory
+//! looks the owner up. Creations, restores and other property changes of deals, contacts and
+//! companies name the record, whose owner the directory reads (`object` is the CRM v3 API name:
+//! `deals`, `contacts`, `companies`). Deletions, merges and association changes concern no
+//! owner, nor do object types rollcall does not follow (tickets, products…).
 
 use domain::Timestamp;
 use serde_json::Value;
 
-use crate::{IncomingEvent, PayloadError};
+use crate::fields;
+use crate::{EventOwners, IncomingEvent, PayloadError};
 
 const MAX_EVENTS: usize = 100;
 
@@ -76,8 +84,66 @@ pub(crate) fn split(body: &[u8]) -> Result<Vec<IncomingEvent>, PayloadError> {
         .collect()
 }
 
+/// The property whose change names a record's new owner.
+const OWNER_PROPERTY: &str = "hubspot_owner_id";
+
+/// Who one HubSpot event is about.
+pub(crate) fn owners(event: &Value) -> Result<EventOwners, PayloadError> {
+    let subscription = event
+        .get("subscriptionType")
+        .or_else(|| event.get("eventType"));
+    let subscription = fields::required_text(subscription, "subscriptionType")?;
+    let (object, action) = subscription
+        .split_once('.')
+        .unwrap_or((subscription.as_str(), ""));
+    if matches!(
+        action,
+        "deletion" | "privacyDeletion" | "merge" | "associationChange"
+    ) {
+        return Ok(EventOwners::NoOwner(format!(
+            "HubSpot {subscription} events concern no owner"
+        )));
+    }
+    if action == "propertyChange"
+        && fields::text(event.get("propertyName"), "propertyName")?.as_deref()
+            == Some(OWNER_PROPERTY)
+    {
+        // The value is the owner id as a string; HubSpot sends "" when the owner is removed.
+        let owner = match event.get("propertyValue") {
+            Some(Value::String(text)) if text.trim().is_empty() => None,
+            value => fields::id(value, "propertyValue")?,
+        };
+        return Ok(match owner {
+            Some(owner) => EventOwners::ById(vec![fields::by_id(owner, None)]),
+            None => EventOwners::NoOwner("the record's owner was removed".to_owned()),
+        });
+    }
+    let records = match object {
+        "deal" => "deals",
+        "contact" => "contacts",
+        "company" => "companies",
+        other => {
+            return Ok(EventOwners::NoOwner(format!(
+                "HubSpot {other} events name no owner rollcall follows"
+            )));
+        }
+    };
+    if !matches!(action, "creation" | "restore" | "propertyChange") {
+        return Ok(EventOwners::NoOwner(format!(
+            "HubSpot {subscription} events are not ones rollcall reads"
+        )));
+    }
+    let id = fields::required_id(event.get("objectId"), "objectId")?;
+    Ok(EventOwners::Records {
+        object: records.to_owned(),
+        ids: vec![id],
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     fn samples() -> Value {
@@ -117,6 +183,141 @@ mod tests {
         assert_eq!(events[0].event_type, "deal.propertyChange");
         assert_eq!(events[0].payload["propertyName"], "hubspot_owner_id");
         assert_eq!(events[0].payload["propertyValue"], "123456789");
+    }
+
+    #[test]
+    fn the_samples_name_their_owner_or_record() {
+        let docs = samples()["docs_example_contact_property_change"]["body"].to_string();
+        let events = split(docs.as_bytes()).unwrap();
+        assert_eq!(
+            owners(&events[0].payload).unwrap(),
+            EventOwners::Records {
+                object: "contacts".to_owned(),
+                ids: vec!["1246965".to_owned()]
+            }
+        );
+        assert_eq!(
+            owners(&events[1].payload).unwrap(),
+            EventOwners::Records {
+                object: "contacts".to_owned(),
+                ids: vec!["1246978".to_owned()]
+            }
+        );
+        let deal = samples()["deal_owner_change_project_example"]["body"].to_string();
+        let events = split(deal.as_bytes()).unwrap();
+        assert_eq!(
+            events[0].provider_event_id,
+            "62515:25:3816279340:1735689600000"
+        );
+        let EventOwners::ById(owners) = owners(&events[0].payload).unwrap() else {
+            panic!("an owner change names the owner by id")
+        };
+        assert_eq!(owners.len(), 1);
+        assert_eq!(owners[0].external_id, "123456789");
+        assert_eq!(owners[0].email, None);
+        assert_eq!(owners[0].first_name, None);
+    }
+
+    fn event(subscription: &str, extra: &Value) -> Value {
+        let mut event = json!({"portalId": 1, "eventId": 2, "occurredAt": 3,
+            "subscriptionType": subscription, "objectId": 42});
+        if let (Some(event), Some(extra)) = (event.as_object_mut(), extra.as_object()) {
+            event.extend(extra.clone());
+        }
+        event
+    }
+
+    #[test]
+    fn each_kind_of_event_says_who_it_is_about() {
+        let removed = event(
+            "deal.propertyChange",
+            &json!({"propertyName": "hubspot_owner_id", "propertyValue": ""}),
+        );
+        assert_eq!(
+            owners(&removed).unwrap(),
+            EventOwners::NoOwner("the record's owner was removed".to_owned())
+        );
+        let amount = event(
+            "deal.propertyChange",
+            &json!({"propertyName": "amount", "propertyValue": "10"}),
+        );
+        assert_eq!(
+            owners(&amount).unwrap(),
+            EventOwners::Records {
+                object: "deals".to_owned(),
+                ids: vec!["42".to_owned()]
+            }
+        );
+        for (subscription, object) in [
+            ("company.creation", "companies"),
+            ("deal.restore", "deals"),
+            ("contact.creation", "contacts"),
+        ] {
+            let EventOwners::Records { object: got, ids } =
+                owners(&event(subscription, &json!({}))).unwrap()
+            else {
+                panic!("{subscription} names its record")
+            };
+            assert_eq!((got.as_str(), ids), (object, vec!["42".to_owned()]));
+        }
+        for subscription in [
+            "deal.deletion",
+            "contact.privacyDeletion",
+            "company.merge",
+            "deal.associationChange",
+            "ticket.creation",
+            "product.propertyChange",
+        ] {
+            let EventOwners::NoOwner(reason) = owners(&event(subscription, &json!({}))).unwrap()
+            else {
+                panic!("{subscription} concerns no owner")
+            };
+            let kind = subscription.split('.').next().unwrap();
+            assert!(reason.contains(kind), "{subscription}: {reason}");
+        }
+        // Tickets have owners too: a change of owner is read whatever the object.
+        let ticket = event(
+            "ticket.propertyChange",
+            &json!({"propertyName": "hubspot_owner_id", "propertyValue": "77"}),
+        );
+        assert!(
+            matches!(owners(&ticket).unwrap(), EventOwners::ById(o) if o[0].external_id == "77")
+        );
+    }
+
+    #[test]
+    fn malformed_events_name_the_field() {
+        for (event, expected) in [
+            (
+                event(
+                    "deal.propertyChange",
+                    &json!({"propertyName": "hubspot_owner_id", "propertyValue": "1\u{0}"}),
+                ),
+                "propertyValue must not contain U+0000",
+            ),
+            (
+                event(
+                    "deal.propertyChange",
+                    &json!({"propertyName": "hubspot_owner_id", "propertyValue": ["1"]}),
+                ),
+                "propertyValue must be a string or an integer",
+            ),
+            (
+                event("deal.creation", &json!({"objectId": null})),
+                "objectId is required",
+            ),
+            (
+                event("deal.creation", &json!({"objectId": {"id": 1}})),
+                "objectId must be a string or an integer",
+            ),
+            (
+                event("deal.propertyChange", &json!({"propertyName": 5})),
+                "propertyName must be a string",
+            ),
+        ] {
+            let err = owners(&event).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+        }
     }
 
     #[test]

@@ -6,6 +6,10 @@
 //! payload that *is* the person, like a roster row). `name` is a full name, split at its last
 //! space when first and last names are not mapped; `active_flag`/`inactive_flag` are booleans
 //! for CRMs that say `inactiveFlag: true` instead of a status.
+//!
+//! The `json` source also reads `event_id`, `event_type` and `occurred_at` from the mapping:
+//! pointers into the body, not into an owner (see `json.rs`). Text read through the mapping
+//! refuses U+0000 like every other source (`fields.rs`).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +17,7 @@ use domain::{OwnerFacts, OwnerStatus, Source};
 use serde_json::Value;
 
 use crate::PayloadError;
+use crate::fields::no_nul;
 
 /// Owner-field → JSON Pointer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,7 +45,8 @@ impl FieldMapping {
         Self { pointers }
     }
 
-    fn get(&self, key: &str) -> Option<&str> {
+    /// The pointer configured for `key`, if any.
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
         self.pointers.get(key).map(String::as_str)
     }
 
@@ -75,10 +81,14 @@ impl FieldMapping {
                 label(pointer)
             ))),
             (None, Some((pointer, item))) => Ok(vec![self.owner(item, &label(pointer))?]),
-            (None, None) => Err(PayloadError::invalid(match self.get("owner") {
-                Some(pointer) => format!("{} is required", label(pointer)),
-                None => "the field mapping does not say where the owner is".to_owned(),
-            })),
+            (None, None) => Err(PayloadError::invalid(
+                match (self.get("owner"), self.get("owners")) {
+                    (Some(pointer), _) | (None, Some(pointer)) => {
+                        format!("{} is required", label(pointer))
+                    }
+                    (None, None) => "the field mapping does not say where the owner is".to_owned(),
+                },
+            )),
         }
     }
 
@@ -95,6 +105,7 @@ impl FieldMapping {
             match field(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(text)) => {
+                    no_nul(text, &path(key))?;
                     let trimmed = text.trim();
                     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
                 }
@@ -118,7 +129,10 @@ impl FieldMapping {
             }
         };
         let external_id = match field("id") {
-            Some(Value::String(text)) if !text.trim().is_empty() => text.trim().to_owned(),
+            Some(Value::String(text)) if !text.trim().is_empty() => {
+                no_nul(text, &path("id"))?;
+                text.trim().to_owned()
+            }
             Some(Value::Number(number)) => number.to_string(),
             Some(Value::String(_)) => {
                 return Err(PayloadError::invalid(format!(
@@ -152,7 +166,9 @@ impl FieldMapping {
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|item| match item {
-                    Value::String(text) => Ok(text.clone()),
+                    Value::String(text) => {
+                        no_nul(text, &path("employee_ids")).map(|()| text.clone())
+                    }
                     Value::Number(number) => Ok(number.to_string()),
                     _ => Err(PayloadError::invalid(format!(
                         "{} must hold strings",
@@ -160,7 +176,10 @@ impl FieldMapping {
                     ))),
                 })
                 .collect::<Result<_, _>>()?,
-            Some(Value::String(text)) if !text.is_empty() => vec![text.clone()],
+            Some(Value::String(text)) if !text.is_empty() => {
+                no_nul(text, &path("employee_ids"))?;
+                vec![text.clone()]
+            }
             Some(Value::Number(number)) => vec![number.to_string()],
             Some(_) => {
                 return Err(PayloadError::invalid(format!(

@@ -13,7 +13,7 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::reader::Reader;
 use serde_json::{Map, Value, json};
 
-use crate::{IncomingEvent, PayloadError};
+use crate::{EventOwners, IncomingEvent, PayloadError};
 
 /// Salesforce sends at most 100 notifications per message.
 const MAX_NOTIFICATIONS: usize = 100;
@@ -50,8 +50,9 @@ struct Message {
 
 fn parse(body: &[u8]) -> Result<Message, PayloadError> {
     let bad = |what: &str| PayloadError::invalid(format!("outbound message: {what}"));
+    // No `trim_text`: quick-xml trims each piece of text on its own, which would eat the
+    // spaces around a reference (`Ben &amp; Jerry`); values are trimmed whole instead.
     let mut reader = Reader::from_reader(body);
-    reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
     let mut path: Vec<Vec<u8>> = Vec::new();
     let mut message = Message {
@@ -60,6 +61,8 @@ fn parse(body: &[u8]) -> Result<Message, PayloadError> {
         notifications: Vec::new(),
     };
     let mut current: Option<Notification> = None;
+    // The text of the element being read.
+    let mut value = String::new();
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -81,34 +84,47 @@ fn parse(body: &[u8]) -> Result<Message, PayloadError> {
                 {
                     notification.object = object_type(&start);
                 }
+                value.clear();
                 path.push(name);
             }
             Event::Empty(_) => {}
-            Event::Text(text) => {
-                let value: &str = text.as_ref();
-                let value = value.trim().to_owned();
+            // quick-xml reports text in pieces around each reference (`Ben &amp; Jerry` is
+            // text, a reference, text): the pieces are gathered and the value is taken at the
+            // element's end.
+            Event::Text(text) => value.push_str(&text),
+            Event::CData(data) => value.push_str(&data.xml10_content()),
+            Event::GeneralRef(reference) => {
+                let resolved = match reference.resolve_char_ref() {
+                    // `&#0;` is refused here: U+0000 is not an XML character.
+                    Err(err) => return Err(bad(&format!("not well-formed XML ({err})"))),
+                    Ok(Some(c)) => c.to_string(),
+                    Ok(None) => quick_xml::escape::resolve_predefined_entity(&reference)
+                        .ok_or_else(|| bad("entities other than XML's own are not accepted"))?
+                        .to_owned(),
+                };
+                value.push_str(&resolved);
+            }
+            Event::End(end) => {
+                let name = local(end.name().as_ref().as_bytes()).to_vec();
+                let text = std::mem::take(&mut value).trim().to_owned();
                 let depth = path.len();
-                let Some(leaf) = path.last() else { continue };
                 let parent = depth.checked_sub(2).and_then(|i| path.get(i));
-                match (parent.map(Vec::as_slice), leaf.as_slice()) {
-                    (Some(b"notifications"), b"OrganizationId") => message.organization_id = value,
-                    (Some(b"notifications"), b"ActionId") => message.action_id = value,
+                match (parent.map(Vec::as_slice), name.as_slice()) {
+                    (Some(b"notifications"), b"OrganizationId") => message.organization_id = text,
+                    (Some(b"notifications"), b"ActionId") => message.action_id = text,
                     (Some(b"Notification"), b"Id") => {
                         if let Some(notification) = current.as_mut() {
-                            notification.id = value;
+                            notification.id = text;
                         }
                     }
                     (Some(b"sObject"), field) => {
                         if let Some(notification) = current.as_mut() {
                             let field = String::from_utf8_lossy(field).into_owned();
-                            notification.fields.insert(field, Value::String(value));
+                            notification.fields.insert(field, Value::String(text));
                         }
                     }
                     _ => {}
                 }
-            }
-            Event::End(end) => {
-                let name = local(end.name().as_ref().as_bytes()).to_vec();
                 path.pop();
                 if name == b"Notification"
                     && let Some(notification) = current.take()
@@ -166,51 +182,46 @@ pub(crate) fn split(body: &[u8]) -> Result<Vec<IncomingEvent>, PayloadError> {
 
 /// The owner a notification names. For a `User` sObject the record is the person; for any
 /// other object it is the record's `OwnerId`, whose details the directory lookup fills in.
-pub(crate) fn owners(payload: &Value) -> Result<Vec<OwnerFacts>, PayloadError> {
+pub(crate) fn owners(payload: &Value) -> Result<EventOwners, PayloadError> {
     let fields = payload
         .get("fields")
         .and_then(Value::as_object)
         .ok_or_else(|| PayloadError::invalid("outbound message event has no fields"))?;
-    let text = |name: &str| {
-        fields
-            .get(name)
-            .and_then(Value::as_str)
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    };
+    // Field values are text (the XML's); the shared reader refuses U+0000 (`&#0;`) by name.
+    let text = |name: &str| crate::fields::text(fields.get(name), &format!("sObject.{name}"));
     if payload.get("object").and_then(Value::as_str) == Some("User") {
         let external_id =
-            text("Id").ok_or_else(|| PayloadError::invalid("User notification without Id"))?;
-        let status = text("IsActive").map(|active| {
+            text("Id")?.ok_or_else(|| PayloadError::invalid("User notification without Id"))?;
+        let status = text("IsActive")?.map(|active| {
             if active == "true" {
                 domain::OwnerStatus::Active
             } else {
                 domain::OwnerStatus::Inactive
             }
         });
-        return Ok(vec![OwnerFacts {
+        return Ok(EventOwners::Named(vec![OwnerFacts {
             external_id,
-            email: text("Email"),
-            first_name: text("FirstName"),
-            last_name: text("LastName"),
-            avatar_url: text("FullPhotoUrl"),
+            email: text("Email")?,
+            first_name: text("FirstName")?,
+            last_name: text("LastName")?,
+            avatar_url: text("FullPhotoUrl")?,
             status,
-            title: text("Title"),
-            department: text("Department"),
-            location: text("City"),
-            employee_ids: text("EmployeeNumber").into_iter().collect(),
-            member_type: text("UserType"),
-        }]);
+            title: text("Title")?,
+            department: text("Department")?,
+            location: text("City")?,
+            employee_ids: text("EmployeeNumber")?.into_iter().collect(),
+            member_type: text("UserType")?,
+        }]));
     }
-    let owner = text("OwnerId").ok_or_else(|| {
+    let owner = text("OwnerId")?.ok_or_else(|| {
         PayloadError::invalid(
             "the notification's sObject has no OwnerId (add it to the outbound message's fields)",
         )
     })?;
-    Ok(vec![OwnerFacts {
+    Ok(EventOwners::ById(vec![OwnerFacts {
         external_id: owner,
         ..OwnerFacts::default()
-    }])
+    }]))
 }
 
 /// The answer Salesforce requires once every notification is durable: one `Ack` for all.
@@ -250,9 +261,65 @@ mod tests {
             event.payload["fields"]["Name"],
             "Backpackers, Inc. (Sample)"
         );
-        let owners = owners(&event.payload).unwrap();
+        let EventOwners::ById(owners) = owners(&event.payload).unwrap() else {
+            panic!("an opportunity names its owner by id")
+        };
         assert_eq!(owners[0].external_id, "0055w00000BhqR0AAJ");
         assert_eq!(owners[0].email, None);
+    }
+
+    fn user_message(last_name: &str) -> String {
+        format!(
+            "<Envelope><Body><notifications><OrganizationId>00D</OrganizationId><Notification>\
+             <Id>04l1</Id><sObject xsi:type=\"sf:User\"><sf:Id>005A1</sf:Id>\
+             <sf:Email>ann.lee@example.com</sf:Email><sf:FirstName>Ann</sf:FirstName>\
+             <sf:LastName>{last_name}</sf:LastName><sf:IsActive>false</sf:IsActive>\
+             <sf:EmployeeNumber>AL01</sf:EmployeeNumber></sObject></Notification>\
+             </notifications></Body></Envelope>"
+        )
+    }
+
+    #[test]
+    fn references_and_cdata_are_part_of_the_value() {
+        let message = wrap_one(
+            "<sf:Name>Ben &amp; Jerry&#39;s &lt;East&gt;</sf:Name><sf:Note><![CDATA[a<b]]></sf:Note><sf:OwnerId>005</sf:OwnerId>",
+        );
+        let events = split(message.as_bytes()).unwrap();
+        assert_eq!(events[0].payload["fields"]["Name"], "Ben & Jerry's <East>");
+        assert_eq!(events[0].payload["fields"]["Note"], "a<b");
+        for (inner, expected) in [
+            ("<sf:OwnerId>005&#0;</sf:OwnerId>", "not well-formed"),
+            (
+                "<sf:OwnerId>005&custom;</sf:OwnerId>",
+                "entities other than XML's own",
+            ),
+        ] {
+            let err = split(wrap_one(inner).as_bytes()).unwrap_err();
+            assert!(err.to_string().contains(expected), "{expected}: {err}");
+        }
+    }
+
+    fn wrap_one(fields: &str) -> String {
+        format!(
+            "<Envelope><Body><notifications><OrganizationId>00D</OrganizationId><Notification>\
+             <Id>04l1</Id><sObject xsi:type=\"sf:Opportunity\">{fields}</sObject>\
+             </Notification></notifications></Body></Envelope>"
+        )
+    }
+
+    #[test]
+    fn a_user_notification_is_the_person() {
+        let events = split(user_message("Lee").as_bytes()).unwrap();
+        assert_eq!(events[0].event_type, "user.updated");
+        let EventOwners::Named(owners) = owners(&events[0].payload).unwrap() else {
+            panic!("a user is named")
+        };
+        assert_eq!(owners[0].external_id, "005A1");
+        assert_eq!(owners[0].email.as_deref(), Some("ann.lee@example.com"));
+        assert_eq!(owners[0].first_name.as_deref(), Some("Ann"));
+        assert_eq!(owners[0].last_name.as_deref(), Some("Lee"));
+        assert_eq!(owners[0].status, Some(domain::OwnerStatus::Inactive));
+        assert_eq!(owners[0].employee_ids, vec!["AL01".to_owned()]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use domain::{IntegrationId, Timestamp};
+use domain::{DirectoryAccess, IntegrationId, Timestamp};
 use sea_orm::sqlx::postgres::PgListener;
 
 use crate::{Backend, Integration, Result, Store};
@@ -30,10 +30,17 @@ pub(crate) const CHANNEL: &str = "rollcall_integrations";
 pub struct CachedIntegration {
     pub integration: Integration,
     secrets: Vec<(String, Option<Timestamp>)>,
+    directory: Option<DirectoryAccess>,
     loaded_at: Instant,
 }
 
 impl CachedIntegration {
+    /// How to reach the CRM's directory, credentials decrypted.
+    #[must_use]
+    pub fn directory(&self) -> Option<&DirectoryAccess> {
+        self.directory.as_ref()
+    }
+
     /// The secrets that verify at `now`, newest first.
     #[must_use]
     pub fn secrets_at(&self, now: Timestamp) -> Vec<String> {
@@ -149,9 +156,15 @@ impl IntegrationCache {
             .store
             .integration_secrets_with_expiry(id, Timestamp::now())
             .await?;
+        let directory = if integration.directory.is_some() {
+            self.store.integration_directory(id).await?
+        } else {
+            None
+        };
         Ok(Some(CachedIntegration {
             integration,
             secrets,
+            directory,
             loaded_at: Instant::now(),
         }))
     }

@@ -64,6 +64,8 @@ pub mod integration {
         pub updated_at: i64,
         pub published_at: Option<i64>,
         pub revoked_at: Option<i64>,
+        /// JSON: base URL, credential names, credentials sealed (see `integrations.rs`).
+        pub directory: Option<String>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

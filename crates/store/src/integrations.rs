@@ -1,12 +1,15 @@
 //! Integrations and their signing secrets (encrypted at rest, bound to the integration id).
 
-use domain::{IntegrationId, IntegrationSettings, IntegrationState, Source, TenantId, Timestamp};
+use domain::{
+    DirectoryAccess, IntegrationId, IntegrationSettings, IntegrationState, Source, TenantId,
+    Timestamp,
+};
 use sea_orm::sea_query::Expr;
 use sea_orm::{
     ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend, EntityTrait, QueryFilter,
     QueryOrder, QuerySelect, Statement, TransactionTrait,
 };
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -32,6 +35,35 @@ pub struct Integration {
     pub updated_at: Timestamp,
     pub published_at: Option<Timestamp>,
     pub revoked_at: Option<Timestamp>,
+    /// How rollcall reaches the CRM's directory, without the credentials' values.
+    pub directory: Option<DirectorySummary>,
+}
+
+/// What an integration's directory access shows: where, and which credentials are set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct DirectorySummary {
+    /// `null`: the CRM's public API address.
+    pub base_url: Option<String>,
+    /// The names of the credentials stored (their values are never shown).
+    pub credentials: Vec<String>,
+}
+
+/// The `directory` column: the base URL and credential names in clear (so listing
+/// integrations needs no decryption), the credentials sealed for this integration.
+#[derive(Serialize, Deserialize)]
+struct StoredDirectory {
+    base_url: Option<String>,
+    credential_names: Vec<String>,
+    sealed: String,
+}
+
+impl StoredDirectory {
+    fn summary(&self) -> DirectorySummary {
+        DirectorySummary {
+            base_url: self.base_url.clone(),
+            credentials: self.credential_names.clone(),
+        }
+    }
 }
 
 impl TryFrom<integration::Model> for Integration {
@@ -49,6 +81,12 @@ impl TryFrom<integration::Model> for Integration {
             updated_at: Timestamp::from_millis(row.updated_at),
             published_at: row.published_at.map(Timestamp::from_millis),
             revoked_at: row.revoked_at.map(Timestamp::from_millis),
+            directory: row
+                .directory
+                .as_deref()
+                .map(serde_json::from_str::<StoredDirectory>)
+                .transpose()?
+                .map(|stored| stored.summary()),
         })
     }
 }
@@ -64,6 +102,8 @@ pub struct NewIntegration {
     /// The first signing secret, in clear; stored encrypted. `None` for schemes whose key is
     /// fetched per request (ConnectWise).
     pub secret: Option<String>,
+    /// Access to the CRM's directory, in clear; the credentials are stored encrypted.
+    pub directory: Option<DirectoryAccess>,
 }
 
 impl Store {
@@ -79,6 +119,12 @@ impl Store {
             .as_deref()
             .map(|secret| self.cipher().seal(id.as_uuid().as_bytes(), secret))
             .transpose()?;
+        let directory = new
+            .directory
+            .as_ref()
+            .map(|access| self.seal_directory(id, access))
+            .transpose()?;
+        let summary = directory.as_ref().map(StoredDirectory::summary);
         let tx = self.db().begin().await?;
         integration::Entity::insert(integration::ActiveModel {
             id: Set(id.as_uuid()),
@@ -92,6 +138,7 @@ impl Store {
             updated_at: Set(now.millis()),
             published_at: Set(None),
             revoked_at: Set(None),
+            directory: Set(directory.as_ref().map(serde_json::to_string).transpose()?),
         })
         .exec_without_returning(&tx)
         .await?;
@@ -119,7 +166,70 @@ impl Store {
             updated_at: now,
             published_at: None,
             revoked_at: None,
+            directory: summary,
         })
+    }
+
+    fn seal_directory(
+        &self,
+        id: IntegrationId,
+        access: &DirectoryAccess,
+    ) -> Result<StoredDirectory> {
+        Ok(StoredDirectory {
+            base_url: access.base_url.clone(),
+            credential_names: access.credentials.keys().cloned().collect(),
+            sealed: self.cipher().seal(
+                id.as_uuid().as_bytes(),
+                &serde_json::to_string(&access.credentials)?,
+            )?,
+        })
+    }
+
+    /// The integration's directory access with its credentials decrypted, if it has one.
+    pub async fn integration_directory(
+        &self,
+        id: IntegrationId,
+    ) -> Result<Option<DirectoryAccess>> {
+        let stored: Option<Option<String>> = integration::Entity::find_by_id(id.as_uuid())
+            .select_only()
+            .column(integration::Column::Directory)
+            .into_tuple()
+            .one(self.db())
+            .await?;
+        let Some(text) = stored.flatten() else {
+            return Ok(None);
+        };
+        let stored: StoredDirectory = serde_json::from_str(&text)?;
+        let credentials = self
+            .cipher()
+            .open(id.as_uuid().as_bytes(), &stored.sealed)?;
+        Ok(Some(DirectoryAccess {
+            base_url: stored.base_url,
+            credentials: serde_json::from_str(&credentials)?,
+        }))
+    }
+
+    /// Replaces (or with `None` removes) the integration's directory access.
+    pub async fn set_integration_directory(
+        &self,
+        id: IntegrationId,
+        access: Option<&DirectoryAccess>,
+        now: Timestamp,
+    ) -> Result<Option<Integration>> {
+        let stored = access
+            .map(|access| self.seal_directory(id, access))
+            .transpose()?
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()?;
+        integration::Entity::update_many()
+            .col_expr(integration::Column::Directory, Expr::value(stored))
+            .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
+            .filter(integration::Column::Id.eq(id.as_uuid()))
+            .exec(self.db())
+            .await?;
+        self.announce_integration_change(self.db(), id).await?;
+        self.integration(id).await
     }
 
     pub async fn integration(&self, id: IntegrationId) -> Result<Option<Integration>> {

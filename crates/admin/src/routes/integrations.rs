@@ -165,6 +165,10 @@ pub(crate) struct PatchIntegration {
     settings: Option<serde_json::Map<String, serde_json::Value>>,
     /// New scheme parameters (the scheme itself cannot change: its secret would not fit).
     verification: Option<serde_json::Value>,
+    /// New directory access (replaces the old one whole); `null` removes it.
+    #[serde(default, deserialize_with = "super::present")]
+    #[schema(value_type = Option<service::DirectoryRequest>)]
+    directory: Option<Option<service::DirectoryRequest>>,
 }
 
 /// `PATCH /v1/integrations/{id}`: rename, change settings, change scheme parameters.
@@ -233,7 +237,15 @@ pub(crate) async fn update(
             )
         }
     };
-    let updated = state
+    let directory = patch
+        .directory
+        .map(|directory| {
+            directory
+                .map(|request| service::parse_directory(integration.source, request))
+                .transpose()
+        })
+        .transpose()?;
+    let mut updated = state
         .store
         .update_integration(
             integration.id,
@@ -244,6 +256,13 @@ pub(crate) async fn update(
         )
         .await?
         .ok_or(AdminError::NotFound("integration"))?;
+    if let Some(directory) = directory {
+        updated = state
+            .store
+            .set_integration_directory(integration.id, directory.as_ref(), Timestamp::now())
+            .await?
+            .ok_or(AdminError::NotFound("integration"))?;
+    }
     state.integrations.invalidate(integration.id);
     Ok(Json(IntegrationView::new(updated, &state.public_url)))
 }
@@ -258,10 +277,13 @@ pub(crate) async fn test(
     body: axum::body::Bytes,
 ) -> ApiResult<Json<serde_json::Value>> {
     let integration = visible(&state, principal, &id).await?;
-    let events = resolver::preview(&state.store, &integration, &body)
+    let events = resolver::preview(&state.store, &state.directory, &integration, &body)
         .await
         .map_err(|err| match err {
             resolver::PreviewError::Payload(message) => AdminError::bad_request(None, message),
+            resolver::PreviewError::Directory(_) => {
+                AdminError::DirectoryUnavailable(err.to_string())
+            }
             resolver::PreviewError::Store(err) => err.into(),
         })?;
     Ok(Json(serde_json::json!({

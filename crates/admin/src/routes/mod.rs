@@ -93,3 +93,12 @@ pub(crate) fn list_scope(
         (None, asked) => Some(asked),
     })
 }
+
+/// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
+pub(crate) fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    <Option<T> as serde::Deserialize>::deserialize(deserializer).map(Some)
+}

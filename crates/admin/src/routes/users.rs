@@ -338,15 +338,6 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(view_of(&state, user).await?)))
 }
 
-/// Distinguishes a field that is absent (leave it) from one that is `null` (clear it).
-fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    Option::<T>::deserialize(deserializer).map(Some)
-}
-
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct UpdateUser {
@@ -354,15 +345,15 @@ pub(crate) struct UpdateUser {
     first_name: Option<String>,
     last_name: Option<String>,
     role: Option<String>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     avatar_url: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     title: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     department: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     location: Option<Option<String>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     member_type: Option<Option<String>>,
     employee_ids: Option<Vec<String>>,
 }

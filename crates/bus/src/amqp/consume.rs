@@ -242,6 +242,7 @@ impl AmqpHandle {
         kind: FailureKind,
         attempt: u32,
         errors: Vec<AttemptError>,
+        not_before: Duration,
     ) -> Result<Settled, BusError> {
         let retry = &self.shared.config.retry;
         let mut headers = FieldTable::default();
@@ -256,7 +257,7 @@ impl AmqpHandle {
         let event_id = self.event_id.unwrap_or_default();
         let (exchange, routing_key, settled) =
             if kind == FailureKind::Transient && retry.retries(attempt) {
-                let delay = retry.delay(attempt);
+                let delay = retry.delay_at_least(attempt, not_before);
                 (
                     String::new(),
                     self.shared.topology.retry_queue(delay),
