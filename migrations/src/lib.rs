@@ -16,6 +16,7 @@ mod m0003_dead_letters;
 mod m0004_invitation_tokens;
 mod m0005_tenant_invitation_settings;
 mod m0006_integration_directory;
+mod m0007_sync_runs;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -31,6 +32,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0004_invitation_tokens::Migration),
             Box::new(m0005_tenant_invitation_settings::Migration),
             Box::new(m0006_integration_directory::Migration),
+            Box::new(m0007_sync_runs::Migration),
         ]
     }
 }

@@ -16,6 +16,7 @@ mod api;
 mod backbone;
 mod dead_letters;
 mod faults;
+mod imports;
 mod ingress;
 mod invitations;
 mod openapi;

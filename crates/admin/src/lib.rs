@@ -49,7 +49,8 @@ pub struct AdminState {
 /// without being documented, nor documented without being served.
 fn api() -> OpenApiRouter<AdminState> {
     use routes::{
-        dead_letters, events, integrations, invitations, issues, teams, tenants, tokens, users,
+        dead_letters, events, imports, integrations, invitations, issues, teams, tenants, tokens,
+        users,
     };
     OpenApiRouter::with_openapi(openapi::base())
         .routes(routes!(tenants::create, tenants::list))
@@ -65,6 +66,10 @@ fn api() -> OpenApiRouter<AdminState> {
         .routes(routes!(integrations::publish))
         .routes(routes!(integrations::test))
         .routes(routes!(integrations::rotate))
+        .routes(routes!(imports::create))
+        .routes(routes!(imports::list))
+        .routes(routes!(imports::show))
+        .routes(routes!(imports::errors))
         .routes(routes!(users::list, users::create))
         .routes(routes!(users::show, users::update))
         .routes(routes!(users::deactivate))

@@ -36,6 +36,13 @@ pub struct ReplayInfo {
 }
 
 impl EventEnvelope {
+    /// The sync run this event counts toward: its import, or its integration's webhook day.
+    #[must_use]
+    pub fn sync_run(&self) -> ImportId {
+        self.import_id
+            .unwrap_or_else(|| ImportId::webhook_day(self.integration_id, self.received_at))
+    }
+
     /// The JSON form put on the queue.
     pub fn to_json(&self) -> Result<Vec<u8>, serde_json::Error> {
         serde_json::to_vec(self)

@@ -141,9 +141,47 @@ impl EventId {
     }
 }
 
+/// Namespace for [`ImportId::webhook_day`]; fixed forever, since stored run ids depend on it.
+const WEBHOOK_DAY_NAMESPACE: Uuid = Uuid::from_u128(0x2b8f_0c71_95e4_4d0a_b6c2_7f13_8e59_a0d4);
+
+const DAY_MILLIS: i64 = 86_400_000;
+
+impl ImportId {
+    /// The sync run of the webhooks `integration` received on the UTC day containing `at`:
+    /// the same id for every event of that day, computed without asking anyone. It is a UUIDv7
+    /// whose time is the day's start (so runs sort by time like every other id) and whose
+    /// other bits come from the integration and the day.
+    #[must_use]
+    pub fn webhook_day(integration: IntegrationId, at: crate::Timestamp) -> Self {
+        let day_start = at.millis().div_euclid(DAY_MILLIS) * DAY_MILLIS;
+        let mut name = Vec::with_capacity(24);
+        name.extend_from_slice(integration.as_uuid().as_bytes());
+        name.extend_from_slice(&day_start.to_be_bytes());
+        let mut bytes = *Uuid::new_v5(&WEBHOOK_DAY_NAMESPACE, &name).as_bytes();
+        let millis = u64::try_from(day_start).unwrap_or(0).to_be_bytes();
+        bytes[..6].copy_from_slice(&millis[2..]);
+        bytes[6] = 0x70 | (bytes[6] & 0x0f);
+        bytes[8] = 0x80 | (bytes[8] & 0x3f);
+        Self(Uuid::from_bytes(bytes))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_webhook_day_has_one_time_ordered_run_per_integration() {
+        let a = IntegrationId::new();
+        let morning = crate::Timestamp::parse_rfc3339("2026-11-21T00:00:01Z").unwrap();
+        let evening = crate::Timestamp::parse_rfc3339("2026-11-21T23:59:59Z").unwrap();
+        let next = crate::Timestamp::parse_rfc3339("2026-11-22T00:00:00Z").unwrap();
+        let run = ImportId::webhook_day(a, morning);
+        assert_eq!(run, ImportId::webhook_day(a, evening));
+        assert_ne!(run, ImportId::webhook_day(IntegrationId::new(), morning));
+        assert!(run < ImportId::webhook_day(a, next));
+        assert_eq!(run.as_uuid().get_version_num(), 7);
+    }
 
     #[test]
     fn event_id_is_stable_per_integration_and_provider_id() {

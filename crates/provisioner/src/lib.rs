@@ -106,6 +106,12 @@ impl Provisioner {
         }
     }
 
+    /// The store decisions are applied to.
+    #[must_use]
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     /// Applies one event: for each owner, reads the state, calls `decide`, applies the
     /// decision; then records the event. All in one transaction.
     pub async fn apply(&self, item: &Item<'_>) -> Result<Applied, ProvisionError> {
@@ -222,6 +228,7 @@ impl Provisioner {
                     .replay
                     .as_ref()
                     .map(|replay| replay.replayed_by.clone()),
+                sync_run: envelope.sync_run(),
             })?;
             answers.push(Applied::Recorded {
                 outcome,

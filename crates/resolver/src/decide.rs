@@ -39,6 +39,9 @@ pub struct DecisionContext<'a> {
     pub event_type: &'a str,
     /// The CRM's time for the change, when it gives one.
     pub occurred_at: Option<Timestamp>,
+    /// A row of a roster import: it states who the owner is, not what they did, so the
+    /// filters on CRM activity (`workflows`, `require_completed_work`) do not apply to it.
+    pub roster: bool,
 }
 
 /// Decides what one event means for one owner's account.
@@ -50,7 +53,7 @@ pub fn decide(
     context: &DecisionContext<'_>,
 ) -> Decision {
     let linked = state.linked_user.as_ref().map(|user| user.id);
-    if !settings.counts_event(context.event_type) {
+    if !context.roster && !settings.counts_event(context.event_type) {
         return Decision::Ignore {
             user_id: linked,
             reason: format!(
@@ -336,6 +339,7 @@ fn decide_unknown(
         };
     }
     if settings.require_completed_work
+        && !context.roster
         && !settings
             .completed_work_events
             .iter()

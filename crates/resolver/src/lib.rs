@@ -18,4 +18,4 @@ pub use worker::{Worker, WorkerOptions};
 
 mod preview;
 
-pub use preview::{OwnerPreview, PreviewError, PreviewedEvent, preview};
+pub use preview::{OwnerPreview, PreviewError, PreviewedEvent, preview, preview_roster};

@@ -2,7 +2,7 @@
 //! exactly as the worker would, against the current state, writing nothing.
 
 use directory::Directory;
-use domain::{Decision, NormalizedEmail, UserId};
+use domain::{Decision, NormalizedEmail, OwnerFacts, UserId};
 use serde::Serialize;
 use sources::{DeliveryHints, FieldMapping};
 use store::{Integration, OwnerKey, Store, StoreError};
@@ -29,6 +29,66 @@ pub struct OwnerPreview {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub role: Option<String>,
     pub invite: bool,
+}
+
+impl OwnerPreview {
+    fn of(owner: &OwnerFacts, decision: &Decision) -> Self {
+        let (status, role, invite) = match decision {
+            Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
+            Decision::Update {
+                changes, invite, ..
+            } => (changes.status, None, *invite),
+            _ => (None, None, false),
+        };
+        OwnerPreview {
+            external_id: owner.external_id.clone(),
+            action: decision.action(),
+            outcome: decision.outcome(),
+            reason: decision.reason(),
+            user_id: decision.user(),
+            status,
+            role,
+            invite,
+        }
+    }
+}
+
+/// The decisions for rows of a roster import, each against the current state (rows are not
+/// applied to one another: two rows for one new owner both preview as a creation).
+pub async fn preview_roster(
+    store: &Store,
+    integration: &Integration,
+    owners: &[OwnerFacts],
+) -> Result<Vec<OwnerPreview>, PreviewError> {
+    let emails: Vec<Option<NormalizedEmail>> = owners
+        .iter()
+        .map(|owner| {
+            owner
+                .email
+                .as_deref()
+                .and_then(|email| NormalizedEmail::parse(email).ok())
+        })
+        .collect();
+    let keys: Vec<OwnerKey<'_>> = owners
+        .iter()
+        .zip(&emails)
+        .map(|(owner, email)| {
+            OwnerKey::of(integration.tenant_id, integration.id, owner, email.as_ref())
+        })
+        .collect();
+    let states = store.owner_states(&keys).await?;
+    let context = DecisionContext {
+        event_type: "roster.import",
+        occurred_at: Some(domain::Timestamp::now()),
+        roster: true,
+    };
+    let mut previews = Vec::with_capacity(owners.len());
+    for (key, owner) in keys.iter().zip(owners) {
+        let state = states.current_state(key)?;
+        let decision = decide(owner, &state, &integration.settings, &context);
+        previews.push(OwnerPreview::of(owner, &decision));
+    }
+    Ok(previews)
 }
 
 /// The decisions for one event of the sample.
@@ -119,6 +179,7 @@ pub async fn preview(
         let context = DecisionContext {
             event_type: &event.event_type,
             occurred_at: event.occurred_at,
+            roster: false,
         };
         let mut decided = Vec::with_capacity(owners.len());
         for (owner, email) in owners.iter().zip(emails) {
@@ -132,23 +193,7 @@ pub async fn preview(
                 },
                 None => decide(owner, &state, &integration.settings, &context),
             };
-            let (status, role, invite) = match &decision {
-                Decision::Create(new) => (Some(new.status), Some(new.role.clone()), new.invite),
-                Decision::Update {
-                    changes, invite, ..
-                } => (changes.status, None, *invite),
-                _ => (None, None, false),
-            };
-            decided.push(OwnerPreview {
-                external_id: owner.external_id.clone(),
-                action: decision.action(),
-                outcome: decision.outcome(),
-                reason: decision.reason(),
-                user_id: decision.user(),
-                status,
-                role,
-                invite,
-            });
+            decided.push(OwnerPreview::of(owner, &decision));
         }
         previews.push(PreviewedEvent {
             provider_event_id: event.provider_event_id.clone(),

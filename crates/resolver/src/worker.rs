@@ -7,7 +7,7 @@
 //! (a bad event, a lost race, a bug), its events are applied again one by one, each settled on
 //! its own, so one event's failure never holds up or dead-letters the others.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Duration;
@@ -15,7 +15,8 @@ use std::time::Duration;
 use bus::{Bus, ConsumeOptions, Delivery, FailureKind, Settled};
 use directory::Directory;
 use domain::{
-    CurrentState, Decision, EventEnvelope, IntegrationState, IssueKind, OwnerFacts, Timestamp,
+    CurrentState, Decision, EventEnvelope, ImportId, IntegrationState, IssueKind, OwnerFacts,
+    Timestamp,
 };
 use futures_util::{FutureExt, StreamExt};
 use provisioner::{Applied, Item, Mode, ProvisionError, Provisioner};
@@ -59,6 +60,8 @@ pub struct Worker {
     provisioner: Provisioner,
     directory: Directory,
     options: WorkerOptions,
+    /// Webhook-day sync runs this process has made sure exist.
+    webhook_days: Arc<std::sync::Mutex<HashSet<ImportId>>>,
 }
 
 /// Why an event was not applied this time.
@@ -145,6 +148,7 @@ async fn apply_all(
             let context = DecisionContext {
                 event_type: &event.envelope.event_type,
                 occurred_at: event.envelope.occurred_at,
+                roster: event.envelope.import_id.is_some(),
             };
             let problems = &event.problems;
             move |owner: &OwnerFacts, state: &CurrentState| match problems.get(&owner.external_id) {
@@ -187,6 +191,7 @@ impl Worker {
             provisioner,
             directory,
             options,
+            webhook_days: Arc::default(),
         }
     }
 
@@ -318,6 +323,20 @@ impl Worker {
                 "injected failure (process-event failpoint)".to_owned()
             ))
         );
+        if envelope.import_id.is_some() {
+            // A roster row: the importer already read it into owner facts.
+            let owner: OwnerFacts = serde_json::from_value(envelope.payload.clone())
+                .map_err(|err| Failure::Permanent(format!("import row: {err}")))?;
+            return Ok(Prepared {
+                envelope,
+                owners: vec![owner],
+                problems: HashMap::new(),
+                no_owner: None,
+                integration,
+                attempt: delivery.attempt,
+            });
+        }
+        self.note_webhook_day(&envelope).await?;
         let source = integration.integration.source;
         let mapping = sources::FieldMapping::for_source(
             source,
@@ -344,6 +363,39 @@ impl Worker {
             integration,
             attempt: delivery.attempt,
         })
+    }
+
+    /// Makes sure the sync run of the event's webhook day exists, once per day and
+    /// integration per process (the event log's rows point at it).
+    async fn note_webhook_day(&self, envelope: &EventEnvelope) -> Result<(), Failure> {
+        let run = envelope.sync_run();
+        let seen = |runs: &std::sync::Mutex<HashSet<ImportId>>| {
+            runs.lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .contains(&run)
+        };
+        if seen(&self.webhook_days) {
+            return Ok(());
+        }
+        self.provisioner
+            .store()
+            .ensure_webhook_day_run(
+                run,
+                envelope.tenant_id,
+                envelope.integration_id,
+                envelope.received_at,
+            )
+            .await?;
+        let mut runs = self
+            .webhook_days
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Days pass: the set is small, but never grows without bound.
+        if runs.len() > 10_000 {
+            runs.clear();
+        }
+        runs.insert(run);
+        Ok(())
     }
 
     /// Acknowledges deliveries whose effects are committed.

@@ -162,6 +162,7 @@ async fn apply(fixture: &Fixture, events: &[Generated], sizes: &mut impl FnMut()
                 let context = DecisionContext {
                     event_type: &envelopes[index].event_type,
                     occurred_at: envelopes[index].occurred_at,
+                    roster: false,
                 };
                 move |owner: &OwnerFacts, state: &domain::CurrentState| {
                     decide(owner, state, settings, &context)
@@ -336,6 +337,7 @@ async fn a_batch_answers_each_event_and_a_repeat_is_already_processed() {
     let context = DecisionContext {
         event_type: "opportunity.updated",
         occurred_at: envelope.occurred_at,
+        roster: false,
     };
     let decider =
         |owner: &OwnerFacts, state: &domain::CurrentState| decide(owner, state, settings, &context);

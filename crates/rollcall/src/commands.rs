@@ -714,7 +714,7 @@ pub(crate) async fn dlq(config: &Config, command: DlqCommand) -> anyhow::Result<
 }
 
 /// The queue may still be connecting (RabbitMQ): wait a little for it.
-async fn wait_until_ready(bus: &bus::Bus) -> anyhow::Result<()> {
+pub(crate) async fn wait_until_ready(bus: &bus::Bus) -> anyhow::Result<()> {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
     while !bus.is_ready().await {
         if std::time::Instant::now() > deadline {
@@ -725,7 +725,7 @@ async fn wait_until_ready(bus: &bus::Bus) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn whoami() -> String {
+pub(crate) fn whoami() -> String {
     std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown user".to_owned())

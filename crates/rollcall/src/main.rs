@@ -8,6 +8,7 @@
 mod commands;
 mod config;
 mod health;
+mod import;
 mod serve;
 mod setup;
 
@@ -71,6 +72,8 @@ enum Command {
     /// Check one request's signature offline, with the ingress's code: prints `valid` (exit 0)
     /// or `invalid: <reason>` (exit 1). The body is read from stdin.
     Verify(commands::Verify),
+    /// Import a roster file (CSV or JSON lines): one event per row, through the queue.
+    Import(import::ImportArgs),
     /// Print a new random key for ROLLCALL_SECRET_KEY.
     Keygen,
 }
@@ -125,6 +128,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Dlq { command } => commands::dlq(&config, command).await,
         Command::SendTestEvent(args) => commands::send_test_event(&config, args).await,
         Command::Sign(args) => commands::sign(&args),
+        Command::Import(args) => import::import(&config, args).await,
         Command::Keygen | Command::Verify(_) => Ok(()),
     }
 }

@@ -171,6 +171,7 @@ fn active_model(new: &NewDeadLetter, now: Timestamp) -> Result<dead_letter::Acti
         replayed_at: Set(None),
         replayed_by: Set(None),
         replay_count: Set(0),
+        sync_run_id: Set(decoded.as_ref().map(|e| e.sync_run().as_uuid())),
     })
 }
 

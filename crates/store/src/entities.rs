@@ -192,6 +192,7 @@ pub mod event {
         pub details: String,
         pub replayed_at: Option<i64>,
         pub replayed_by: Option<String>,
+        pub sync_run_id: Option<Uuid>,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
@@ -321,6 +322,78 @@ pub mod dead_letter {
         pub replayed_at: Option<i64>,
         pub replayed_by: Option<String>,
         pub replay_count: i32,
+        pub sync_run_id: Option<Uuid>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sync_run {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sync_runs")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub id: Uuid,
+        pub tenant_id: Uuid,
+        pub integration_id: Uuid,
+        pub kind: String,
+        pub day: Option<String>,
+        pub file_name: Option<String>,
+        pub state: String,
+        pub full_roster: bool,
+        pub max_deactivate_percent: i32,
+        pub rows_read: i64,
+        pub rows_queued: i64,
+        pub rows_invalid: i64,
+        pub absent: Option<i64>,
+        pub stop_reason: Option<String>,
+        pub options: String,
+        pub created_by: String,
+        pub started_at: i64,
+        pub queued_at: Option<i64>,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod sync_run_error {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "sync_run_errors")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sync_run_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub row: i64,
+        pub external_id: Option<String>,
+        pub reason: String,
+    }
+
+    #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]
+    pub enum Relation {}
+
+    impl ActiveModelBehavior for ActiveModel {}
+}
+
+pub mod roster_id {
+    use sea_orm::entity::prelude::*;
+
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[sea_orm(table_name = "roster_ids")]
+    pub struct Model {
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub sync_run_id: Uuid,
+        #[sea_orm(primary_key, auto_increment = false)]
+        pub external_id: String,
     }
 
     #[derive(Copy, Clone, Debug, EnumIter, DeriveRelation)]

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use domain::{EventId, EventOutcome, IntegrationId, TenantId, Timestamp, UserId};
+use domain::{EventId, EventOutcome, ImportId, IntegrationId, TenantId, Timestamp, UserId};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
@@ -94,6 +94,8 @@ pub struct NewEventRecord {
     pub owners: Vec<OwnerOutcome>,
     pub replayed_at: Option<Timestamp>,
     pub replayed_by: Option<String>,
+    /// The import or webhook day the event counts toward.
+    pub sync_run: ImportId,
 }
 
 /// Filters for the event log.

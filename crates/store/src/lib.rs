@@ -21,6 +21,7 @@ mod page;
 mod provisioning;
 mod queue;
 mod staged;
+mod sync_runs;
 mod teams;
 mod tenants;
 mod tokens;
@@ -46,6 +47,10 @@ pub use page::{Cursor, Page};
 pub use provisioning::WriteTx;
 pub use queue::{AttemptError, QueueJob, QueueStats};
 pub use staged::{OwnerKey, OwnerStates, Staged};
+pub use sync_runs::{
+    NewImportRun, ReadingEnd, RunCounts, RunError, RunFilter, RunKind, RunState, SyncRun,
+    import_absent_event_id, import_row_event_id,
+};
 pub use teams::{Placement, Team, TeamDeletion};
 pub use tenants::{Tenant, TenantChanges};
 pub use tokens::{ApiToken, TokenKind};

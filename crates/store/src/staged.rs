@@ -627,6 +627,7 @@ impl Staged<'_> {
             details: Set(serde_json::to_string(&record.owners)?),
             replayed_at: Set(record.replayed_at.map(Timestamp::millis)),
             replayed_by: Set(record.replayed_by.clone()),
+            sync_run_id: Set(Some(record.sync_run.as_uuid())),
         });
         // Processed at last (a replay, or the sender's own retry): it leaves the dead-letter
         // store in the same transaction that records it in the event log.

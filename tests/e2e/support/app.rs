@@ -400,6 +400,21 @@ impl Client {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs raw bytes (a file upload) to the internal API.
+    pub async fn post_bytes(&self, path: &str, content_type: &str, body: Vec<u8>) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}{path}", self.admin))
+            .bearer_auth(&self.token)
+            .header("content-type", content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// GETs text (CSV) from the internal API.
     pub async fn get_text(&self, path: &str) -> (u16, String) {
         let response = self

@@ -2,6 +2,7 @@
 
 pub(crate) mod dead_letters;
 pub(crate) mod events;
+pub(crate) mod imports;
 pub(crate) mod integrations;
 pub(crate) mod invitations;
 pub(crate) mod issues;

@@ -591,6 +591,7 @@ fn every_rule() {
         let context = DecisionContext {
             event_type: row.event,
             occurred_at: row.occurred_ms.map(Timestamp::from_millis),
+            roster: false,
         };
         let decision = decide(&row.owner, &row.state, &row.settings, &context);
         let ok = match (&row.expect, &decision) {
@@ -662,6 +663,7 @@ fn created_users_carry_the_owner_profile() {
     let context = DecisionContext {
         event_type: "x",
         occurred_at: None,
+        roster: false,
     };
     let Decision::Create(new) = decide(
         &owner,
@@ -686,6 +688,7 @@ fn invites_on_update(user: UserSnapshot, settings: &IntegrationSettings) -> Opti
     let context = DecisionContext {
         event_type: "x",
         occurred_at: None,
+        roster: false,
     };
     let state = CurrentState {
         linked_user: Some(user),
@@ -748,6 +751,7 @@ fn a_user_never_invited_is_invited_when_they_become_active() {
     let context = DecisionContext {
         event_type: "x",
         occurred_at: None,
+        roster: false,
     };
     assert!(matches!(
         decide(&retitled, &state, &automatic, &context),
@@ -775,6 +779,7 @@ fn a_department_names_the_team_of_a_new_user_who_is_then_not_held_pending() {
     let context = DecisionContext {
         event_type: "deal.updated",
         occurred_at: None,
+        roster: false,
     };
     let decided = decide(
         &with_department(" Sales East "),
@@ -825,6 +830,7 @@ fn a_stored_user_follows_a_department_change_and_a_pending_one_becomes_active() 
     let context = DecisionContext {
         event_type: "deal.updated",
         occurred_at: None,
+        roster: false,
     };
     let changes_of = |decision: Decision| match decision {
         Decision::Update {
