@@ -891,3 +891,22 @@ fn a_stored_user_follows_a_department_change_and_a_pending_one_becomes_active() 
     assert_eq!(changes.status, None);
     assert!(!invite);
 }
+
+#[test]
+fn roster_rows_are_not_filtered_as_crm_activity() {
+    let settings = IntegrationSettings {
+        workflows: vec![WorkflowPattern::new("deal.*")],
+        require_completed_work: true,
+        ..IntegrationSettings::default()
+    };
+    let decide_with = |roster: bool| {
+        let context = DecisionContext {
+            event_type: "roster.import",
+            occurred_at: None,
+            roster,
+        };
+        decide(&ann(), &CurrentState::default(), &settings, &context)
+    };
+    assert!(matches!(decide_with(false), Decision::Ignore { .. }));
+    assert!(matches!(decide_with(true), Decision::Create(_)));
+}
