@@ -33,6 +33,11 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
+## Validate deploy/ offline (Compose, Kubernetes, Prometheus rules, Dockerfile); tools in .venv-deploy/.
+.PHONY: deploy-check
+deploy-check:
+	./deploy/validate
+
 ## Start PostgreSQL and RabbitMQ on this machine if they are not running.
 services:
 	./.ci/services

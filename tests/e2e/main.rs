@@ -20,6 +20,7 @@ mod imports;
 mod ingress;
 mod invitations;
 mod openapi;
+mod operations;
 mod provisioning;
 mod sources;
 mod support;

@@ -144,10 +144,15 @@ impl Bus {
         let body = envelope
             .to_json()
             .map_err(|err| BusError::Encode(err.to_string()))?;
-        match &*self.kind {
+        let published = match &*self.kind {
             BusKind::Embedded(queue) => queue.publish(envelope.event_id, &body).await,
             BusKind::Amqp(broker) => broker.publish(envelope.event_id, &body).await,
+        };
+        match &published {
+            Ok(_) => metrics::counter!("rollcall_queue_publish_confirms_total").increment(1),
+            Err(_) => metrics::counter!("rollcall_queue_publish_failures_total").increment(1),
         }
+        published
     }
 
     /// Whether publishing can succeed now (for `/readyz`).

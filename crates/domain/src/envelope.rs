@@ -26,6 +26,10 @@ pub struct EventEnvelope {
     /// Set when the event comes from a bulk import rather than a webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_id: Option<ImportId>,
+    /// The webhook request's `X-Request-Id`, so the worker's logs can be joined to the
+    /// ingress's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_id: Option<String>,
 }
 
 /// Who replayed a dead-lettered event, and when.

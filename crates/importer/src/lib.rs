@@ -159,6 +159,7 @@ fn envelope(
             .map_err(|err| ImportError::Bus(bus::BusError::Encode(err.to_string())))?,
         replay: None,
         import_id: Some(run),
+        request_id: None,
     })
 }
 

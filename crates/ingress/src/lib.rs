@@ -86,9 +86,13 @@ async fn receive(
     Path(integration_id): Path<String>,
     request: Request,
 ) -> Response {
+    let started = std::time::Instant::now();
     let integration_id = integration_id.parse::<IntegrationId>().ok();
-    let span = tracing::info_span!("webhook", integration_id = ?integration_id);
-    let label = integration_id.map_or_else(|| "unknown".to_owned(), |id| id.to_string());
+    let span = tracing::info_span!(
+        "webhook",
+        integration_id = ?integration_id,
+        request_id = request_id(request.headers()).as_deref().unwrap_or_default(),
+    );
     metrics::counter!("rollcall_webhooks_received_total").increment(1);
     let handled = tokio::time::timeout(
         ingress.state.request_timeout,
@@ -101,14 +105,22 @@ async fn receive(
         ))
     });
     let _entered = span.enter();
+    metrics::histogram!("rollcall_ingress_request_duration_seconds")
+        .record(started.elapsed().as_secs_f64());
+    // Only integrations that exist get their own label: ids made up by a sender must not
+    // create metric series without bound.
+    let label = |err: Option<&IngressError>| match (integration_id, err) {
+        (_, Some(IngressError::UnknownIntegration)) | (None, _) => "unknown".to_owned(),
+        (Some(id), _) => id.to_string(),
+    };
     match handled {
         Ok(response) => {
-            metrics::counter!("rollcall_webhooks_accepted_total", "integration" => label)
+            metrics::counter!("rollcall_webhooks_accepted_total", "integration" => label(None))
                 .increment(1);
             response
         }
         Err(err) => {
-            metrics::counter!("rollcall_webhooks_rejected_total", "reason" => err.reason(), "integration" => label)
+            metrics::counter!("rollcall_webhooks_rejected_total", "reason" => err.reason(), "integration" => label(Some(&err)))
                 .increment(1);
             match &err {
                 IngressError::Unavailable(cause) => {
@@ -119,6 +131,15 @@ async fn receive(
             err.into_response()
         }
     }
+}
+
+/// The request's `X-Request-Id` (set by the listener when the sender gave none), bounded so
+/// a sender cannot make it large.
+fn request_id(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get("x-request-id")
+        .and_then(|value| value.to_str().ok())
+        .map(|value| value.chars().take(128).collect())
 }
 
 fn unavailable(err: impl std::fmt::Display) -> IngressError {
@@ -346,6 +367,7 @@ async fn handle(
     };
 
     let now = Timestamp::now();
+    let request_id = request_id(&received.headers);
     // An integration whose stored scheme this build does not know fails closed.
     let scheme: SchemeConfig =
         serde_json::from_value(integration.verification.clone()).map_err(|_| {
@@ -414,6 +436,7 @@ async fn handle(
             payload: event.payload,
             replay: None,
             import_id: None,
+            request_id: request_id.clone(),
         };
         let published = state.bus.publish(&envelope).await.map_err(unavailable)?;
         tracing::debug!(event_id = %event_id, already_queued = (published == Published::AlreadyQueued), "event accepted");

@@ -473,15 +473,27 @@ fn count_processed(applied: &Applied) {
 }
 
 fn log_applied(event: &Prepared, applied: &Applied) {
+    let envelope = &event.envelope;
     match applied {
-        Applied::Recorded { outcome, .. } => tracing::debug!(
-            event_id = %event.envelope.event_id,
-            outcome = %outcome,
-            latency_ms = Timestamp::now().millis() - event.envelope.received_at.millis(),
-            "event processed"
-        ),
+        Applied::Recorded { outcome, .. } => {
+            let latency_ms = Timestamp::now().millis() - envelope.received_at.millis();
+            // Webhook accepted → effects committed: the latency users feel.
+            metrics::histogram!("rollcall_event_processing_seconds")
+                .record(latency_ms.max(0) as f64 / 1000.0);
+            tracing::info!(
+                event_id = %envelope.event_id,
+                tenant_id = %envelope.tenant_id,
+                integration_id = %envelope.integration_id,
+                request_id = envelope.request_id.as_deref().unwrap_or_default(),
+                import_id = envelope.import_id.map(|id| id.to_string()).unwrap_or_default(),
+                event_type = %envelope.event_type,
+                outcome = %outcome,
+                latency_ms,
+                "event processed"
+            );
+        }
         Applied::AlreadyProcessed => {
-            tracing::debug!(event_id = %event.envelope.event_id, "event already processed");
+            tracing::debug!(event_id = %envelope.event_id, "event already processed");
         }
     }
 }

@@ -333,6 +333,7 @@ async fn a_batch_answers_each_event_and_a_repeat_is_already_processed() {
         payload: serde_json::Value::Null,
         replay: None,
         import_id: None,
+        request_id: None,
     };
     let context = DecisionContext {
         event_type: "opportunity.updated",

@@ -11,6 +11,7 @@ mod health;
 mod import;
 mod serve;
 mod setup;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -17,7 +17,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::{health, setup};
+use crate::{health, setup, telemetry};
 
 /// A part of rollcall a process can run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -116,6 +116,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
     // One directory client per process: its cache and rate-limit memory are shared by the
     // worker and the admin's previews.
     let directory = config.directory();
+    let metrics_handle = telemetry::install()?;
     say(&format!(
         "rollcall {} (database: {:?}, queue: {})",
         env!("CARGO_PKG_VERSION"),
@@ -148,6 +149,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             rate_limits: ingress::RateLimits::default(),
         })
         .merge(health::router(store.clone(), bus.clone()));
+        let router = telemetry::with_request_ids(router);
         tasks.spawn(listen("ingress", &config.ingress_addr, router, shutdown.clone()).await?);
     }
     if roles.contains(&Role::Admin) {
@@ -159,7 +161,13 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             operator_token_hash: config.admin_token.as_deref().map(store::token_hash),
             directory: directory.clone(),
         })
-        .merge(health::router(store.clone(), bus.clone()));
+        .merge(health::router(store.clone(), bus.clone()))
+        .merge(telemetry::router(
+            metrics_handle.clone(),
+            store.clone(),
+            bus.clone(),
+        ));
+        let router = telemetry::with_request_ids(router);
         tasks.spawn(listen("admin", &config.admin_addr, router, shutdown.clone()).await?);
     }
     if roles.contains(&Role::Worker) {

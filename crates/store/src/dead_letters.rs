@@ -256,6 +256,14 @@ impl Store {
         )
     }
 
+    /// Dead letters nobody has replayed yet (what an operator still has to look at).
+    pub async fn count_waiting_dead_letters(&self) -> Result<u64> {
+        Ok(dead_letter::Entity::find()
+            .filter(dead_letter::Column::ReplayedAt.is_null())
+            .count(self.db())
+            .await?)
+    }
+
     pub async fn count_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
         Ok(dead_letter::Entity::find()
             .filter(filter.condition())

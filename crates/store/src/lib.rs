@@ -174,6 +174,23 @@ impl Store {
             .map_err(StoreError::from)
     }
 
+    /// Connections of the pool in use and idle (for metrics).
+    #[must_use]
+    pub fn pool_connections(&self) -> (u64, u64) {
+        let (size, idle) = match self.backend {
+            Backend::Postgres => {
+                let pool = self.db.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            Backend::Sqlite => {
+                let pool = self.db.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let idle = u64::try_from(idle).unwrap_or(u64::MAX);
+        (u64::from(size).saturating_sub(idle), idle)
+    }
+
     /// Starts a write transaction. On SQLite it takes the write lock at once (`BEGIN
     /// IMMEDIATE`) so that two writers queue up instead of failing on lock upgrade.
     pub async fn begin_write(&self) -> Result<WriteTx> {
