@@ -348,6 +348,34 @@ async fn bad_rows_are_listed_in_the_errors_file_and_bad_files_are_refused() {
     assert_eq!(code, Some(1));
     assert!(err.contains("nofield"), "{err}");
 
+    // A browser form upload: the `file` part is the roster, other parts are options.
+    let form = "--XyZ\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\nmail=email\r\n\
+                --XyZ\r\nContent-Disposition: form-data; name=\"file\"; filename=\"team.csv\"\r\n\
+                Content-Type: text/csv\r\n\r\n\
+                id,mail,name\nM1,mo@example.com,Mo Tate\nM2,nia@example.com,Nia Ube\n\r\n\
+                --XyZ--\r\n";
+    let (status, run) = client
+        .post_bytes(
+            &path,
+            "multipart/form-data; boundary=XyZ",
+            form.as_bytes().to_vec(),
+        )
+        .await;
+    assert_eq!(status, 202, "{run}");
+    let run = finished(&client, run["id"].as_str().unwrap()).await;
+    assert_eq!(run["file_name"], "team.csv", "{run}");
+    assert_eq!(run["counts"]["created"], 2, "{run}");
+    let (status, problem) = client
+        .post_bytes(
+            &path,
+            "multipart/form-data; boundary=XyZ",
+            b"--XyZ\r\nContent-Disposition: form-data; name=\"map\"\r\n\r\nmail=email\r\n--XyZ--\r\n"
+                .to_vec(),
+        )
+        .await;
+    assert_eq!(status, 400, "{problem}");
+    assert_eq!(problem["field"], "file", "{problem}");
+
     // A dry run shows the decisions and writes nothing.
     let file = env.dir.path().join("more.jsonl");
     std::fs::write(

@@ -308,6 +308,25 @@ impl Worker {
     async fn prepare(&self, delivery: &Delivery) -> Result<Prepared, Failure> {
         let envelope = EventEnvelope::from_json(&delivery.body)
             .map_err(|err| Failure::Permanent(format!("undecodable envelope: {err}")))?;
+        // Whatever preparing logs (a directory lookup, a failure) carries the event's ids.
+        let span = tracing::info_span!(
+            "event",
+            event_id = %envelope.event_id,
+            tenant_id = %envelope.tenant_id,
+            integration_id = %envelope.integration_id,
+            request_id = envelope.request_id.as_deref().unwrap_or_default(),
+            attempt = delivery.attempt,
+        );
+        self.prepare_envelope(envelope, delivery)
+            .instrument(span)
+            .await
+    }
+
+    async fn prepare_envelope(
+        &self,
+        envelope: EventEnvelope,
+        delivery: &Delivery,
+    ) -> Result<Prepared, Failure> {
         let integration = self
             .integrations
             .get(envelope.integration_id)

@@ -150,6 +150,7 @@ async fn apply(fixture: &Fixture, events: &[Generated], sizes: &mut impl FnMut()
                 payload: serde_json::Value::Null,
                 replay: None,
                 import_id: None,
+                request_id: None,
             }
         })
         .collect();

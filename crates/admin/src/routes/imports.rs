@@ -2,9 +2,8 @@
 
 use std::io::Write;
 
-use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{FromRequest, Multipart, Path, RawQuery, Request, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use domain::ImportId;
@@ -38,9 +37,17 @@ fn options(query: Option<&str>) -> ApiResult<ImportOptions> {
         ..ImportOptions::default()
     };
     for (key, value) in pairs {
-        match key.as_str() {
+        options.set(&key, value)?;
+    }
+    Ok(options)
+}
+
+impl ImportOptions {
+    /// One option, from the query string or a form field of a multipart upload.
+    fn set(&mut self, key: &str, value: String) -> ApiResult<()> {
+        match key {
             "full_roster" => {
-                options.full_roster = value.parse().map_err(|_| {
+                self.full_roster = value.parse().map_err(|_| {
                     AdminError::bad_request(
                         Some("full_roster"),
                         "full_roster must be true or false",
@@ -48,7 +55,7 @@ fn options(query: Option<&str>) -> ApiResult<ImportOptions> {
                 })?;
             }
             "max_deactivate_percent" => {
-                options.max_deactivate_percent = value
+                self.max_deactivate_percent = value
                     .parse::<u8>()
                     .ok()
                     .filter(|percent| *percent <= 100)
@@ -59,8 +66,8 @@ fn options(query: Option<&str>) -> ApiResult<ImportOptions> {
                         )
                     })?;
             }
-            "map" => options.map.push(value),
-            "file_name" => options.file_name = Some(value.chars().take(200).collect()),
+            "map" => self.map.push(value),
+            "file_name" => self.file_name = Some(value.chars().take(200).collect()),
             other => {
                 return Err(AdminError::bad_request(
                     Some(other),
@@ -70,8 +77,33 @@ fn options(query: Option<&str>) -> ApiResult<ImportOptions> {
                 ));
             }
         }
+        Ok(())
     }
-    Ok(options)
+}
+
+/// Writes an upload to the spool file, refusing one over the size limit; answers its size.
+async fn spool_stream<S, E>(
+    file: &mut std::fs::File,
+    mut stream: S,
+    size: &mut u64,
+) -> ApiResult<()>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|err| AdminError::bad_request(None, format!("upload: {err}")))?;
+        *size += chunk.len() as u64;
+        if *size > MAX_UPLOAD_BYTES {
+            return Err(AdminError::invalid(
+                "file",
+                format!("the file is larger than {} GiB", MAX_UPLOAD_BYTES >> 30),
+            ));
+        }
+        file.write_all(&chunk)
+            .map_err(|err| AdminError::Internal(format!("cannot spool the upload: {err}")))?;
+    }
+    Ok(())
 }
 
 fn file_error(err: importer::ImportError) -> AdminError {
@@ -93,28 +125,23 @@ fn file_error(err: importer::ImportError) -> AdminError {
         ("map" = Option<Vec<String>>, Query, description = "column=field, repeatable"),
         ("file_name" = Option<String>, Query, description = "shown in the import history"),
     ),
-    request_body(content = String, content_type = "text/csv", description = "the roster: CSV with a header row, or JSON lines (application/x-ndjson)"),
+    request_body(content = String, content_type = "text/csv", description = "the roster: CSV with a header row, JSON lines (application/x-ndjson), or a multipart/form-data form whose `file` part is the roster (other parts: the same options as the query)"),
     responses((status = 202, description = "Started", body = SyncRun)))]
 pub(crate) async fn create(
     State(state): State<AdminState>,
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
-    body: Body,
+    request: Request,
 ) -> ApiResult<(StatusCode, Json<SyncRun>)> {
     let integration = super::integrations::visible(&state, principal, &id).await?;
-    let options = options(query.as_deref())?;
-    let content_type = headers
+    let mut options = options(query.as_deref())?;
+    let content_type = request
+        .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|value| value.to_str().ok())
-        .unwrap_or_default();
-    let format = Format::from_content_type(content_type).ok_or_else(|| {
-        AdminError::bad_request(
-            Some("content-type"),
-            "send the file as text/csv or application/x-ndjson",
-        )
-    })?;
+        .unwrap_or_default()
+        .to_owned();
     // Spooled to disk: a large roster never sits in memory, and the importer reads it twice
     // for a full roster (once for who is in it, once to queue it).
     let spool = tempfile::NamedTempFile::new()
@@ -122,20 +149,60 @@ pub(crate) async fn create(
     let mut file = spool
         .reopen()
         .map_err(|err| AdminError::Internal(format!("cannot open the spool file: {err}")))?;
-    let mut stream = body.into_data_stream();
     let mut size: u64 = 0;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|err| AdminError::bad_request(None, format!("upload: {err}")))?;
-        size += chunk.len() as u64;
-        if size > MAX_UPLOAD_BYTES {
-            return Err(AdminError::invalid(
-                "file",
-                format!("the file is larger than {} GiB", MAX_UPLOAD_BYTES >> 30),
+    let format = if content_type.starts_with("multipart/form-data") {
+        // A browser form: the `file` part is the roster; other parts are options.
+        let mut form = Multipart::from_request(request, &())
+            .await
+            .map_err(|err| AdminError::bad_request(None, err.body_text()))?;
+        let mut format = None;
+        let mut seen_file = false;
+        while let Some(field) = form
+            .next_field()
+            .await
+            .map_err(|err| AdminError::bad_request(None, err.body_text()))?
+        {
+            let name = field.name().unwrap_or_default().to_owned();
+            if name == "file" {
+                seen_file = true;
+                let file_name = field.file_name().map(str::to_owned);
+                format = field
+                    .content_type()
+                    .and_then(Format::from_content_type)
+                    .or_else(|| {
+                        file_name
+                            .as_deref()
+                            .map(|name| Format::detect(Some(name), b""))
+                    });
+                if options.file_name.is_none() {
+                    options.file_name = file_name;
+                }
+                spool_stream(&mut file, field, &mut size).await?;
+            } else {
+                let value = field
+                    .text()
+                    .await
+                    .map_err(|err| AdminError::bad_request(Some(&name), err.body_text()))?;
+                options.set(&name, value)?;
+            }
+        }
+        if !seen_file {
+            return Err(AdminError::bad_request(
+                Some("file"),
+                "the form has no `file` part",
             ));
         }
-        file.write_all(&chunk)
-            .map_err(|err| AdminError::Internal(format!("cannot spool the upload: {err}")))?;
-    }
+        format
+    } else {
+        let format = Format::from_content_type(&content_type).ok_or_else(|| {
+            AdminError::bad_request(
+                Some("content-type"),
+                "send the file as text/csv, application/x-ndjson, or multipart/form-data with a `file` part",
+            )
+        })?;
+        spool_stream(&mut file, request.into_body().into_data_stream(), &mut size).await?;
+        Some(format)
+    };
     if size == 0 {
         return Err(AdminError::invalid("file", "the file is empty"));
     }
@@ -144,7 +211,7 @@ pub(crate) async fn create(
         integration,
         path: spool.path().to_path_buf(),
         file_name: options.file_name,
-        format: Some(format),
+        format,
         map: options.map,
         full_roster: options.full_roster,
         max_deactivate_percent: options.max_deactivate_percent,
