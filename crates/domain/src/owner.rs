@@ -51,3 +51,14 @@ pub struct OwnerFacts {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub location: Option<String>,
 }
+
+impl OwnerFacts {
+    /// The owner's email, normalized, if it is a valid address (provisioning's key; an
+    /// invalid one is an issue, decided elsewhere).
+    #[must_use]
+    pub fn normalized_email(&self) -> Option<crate::NormalizedEmail> {
+        self.email
+            .as_deref()
+            .and_then(|email| crate::NormalizedEmail::parse(email).ok())
+    }
+}

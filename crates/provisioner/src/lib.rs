@@ -152,12 +152,7 @@ impl Provisioner {
             .map(|item| {
                 item.owners
                     .iter()
-                    .map(|owner| {
-                        owner
-                            .email
-                            .as_deref()
-                            .and_then(|email| NormalizedEmail::parse(email).ok())
-                    })
+                    .map(OwnerFacts::normalized_email)
                     .collect()
             })
             .collect();

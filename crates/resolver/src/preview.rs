@@ -60,15 +60,8 @@ pub async fn preview_roster(
     integration: &Integration,
     owners: &[OwnerFacts],
 ) -> Result<Vec<OwnerPreview>, PreviewError> {
-    let emails: Vec<Option<NormalizedEmail>> = owners
-        .iter()
-        .map(|owner| {
-            owner
-                .email
-                .as_deref()
-                .and_then(|email| NormalizedEmail::parse(email).ok())
-        })
-        .collect();
+    let emails: Vec<Option<NormalizedEmail>> =
+        owners.iter().map(OwnerFacts::normalized_email).collect();
     let keys: Vec<OwnerKey<'_>> = owners
         .iter()
         .zip(&emails)
@@ -154,15 +147,8 @@ pub async fn preview(
             })
         })?;
         let owners = resolved.owners;
-        let emails: Vec<Option<NormalizedEmail>> = owners
-            .iter()
-            .map(|owner| {
-                owner
-                    .email
-                    .as_deref()
-                    .and_then(|e| NormalizedEmail::parse(e).ok())
-            })
-            .collect();
+        let emails: Vec<Option<NormalizedEmail>> =
+            owners.iter().map(OwnerFacts::normalized_email).collect();
         parsed.push((event, owners, emails, resolved.problems, resolved.no_owner));
     }
     let keys: Vec<OwnerKey<'_>> = parsed

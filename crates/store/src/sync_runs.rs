@@ -357,6 +357,23 @@ impl Store {
             )
     }
 
+    /// The integration's current owners that the roster of `run` does not name.
+    fn absent_from_roster(
+        run: ImportId,
+        tenant: TenantId,
+        integration: IntegrationId,
+    ) -> sea_orm::Select<identity::Entity> {
+        Self::current_owners(tenant, integration).filter(
+            identity::Column::ExternalId.not_in_subquery(
+                Query::select()
+                    .column(roster_id::Column::ExternalId)
+                    .from(roster_id::Entity)
+                    .and_where(roster_id::Column::SyncRunId.eq(run.as_uuid()))
+                    .to_owned(),
+            ),
+        )
+    }
+
     /// For a full roster: how many owners of the integration have a user that has not left,
     /// and how many of those the roster does not name.
     pub async fn roster_check(
@@ -368,16 +385,7 @@ impl Store {
         let current = Self::current_owners(tenant, integration)
             .count(self.db())
             .await?;
-        let absent = Self::current_owners(tenant, integration)
-            .filter(
-                identity::Column::ExternalId.not_in_subquery(
-                    Query::select()
-                        .column(roster_id::Column::ExternalId)
-                        .from(roster_id::Entity)
-                        .and_where(roster_id::Column::SyncRunId.eq(run.as_uuid()))
-                        .to_owned(),
-                ),
-            )
+        let absent = Self::absent_from_roster(run, tenant, integration)
             .count(self.db())
             .await?;
         Ok((current, absent))
@@ -392,16 +400,7 @@ impl Store {
         after: Option<&str>,
         limit: u64,
     ) -> Result<Vec<String>> {
-        let mut query = Self::current_owners(tenant, integration)
-            .filter(
-                identity::Column::ExternalId.not_in_subquery(
-                    Query::select()
-                        .column(roster_id::Column::ExternalId)
-                        .from(roster_id::Entity)
-                        .and_where(roster_id::Column::SyncRunId.eq(run.as_uuid()))
-                        .to_owned(),
-                ),
-            )
+        let mut query = Self::absent_from_roster(run, tenant, integration)
             .select_only()
             .column(identity::Column::ExternalId)
             .order_by_asc(identity::Column::ExternalId)
