@@ -79,28 +79,21 @@ fn open(
         path: request.path.display().to_string(),
         error: error.to_string(),
     };
-    let file = std::fs::File::open(&request.path).map_err(opened)?;
+    let mut file = std::io::BufReader::new(std::fs::File::open(&request.path).map_err(opened)?);
     let format = match request.format {
         Some(format) => format,
         None => {
-            let mut head = [0_u8; 64];
-            let read = {
-                use std::io::Read;
-                let mut probe = std::fs::File::open(&request.path).map_err(opened)?;
-                probe.read(&mut head).map_err(opened)?
-            };
+            // Peeks at the buffered start of the file (not consumed) rather than opening it
+            // a second time.
+            let head = std::io::BufRead::fill_buf(&mut file).map_err(opened)?;
             let name = request
                 .file_name
                 .as_deref()
                 .or_else(|| request.path.file_name().and_then(|name| name.to_str()));
-            Format::detect(name, head.get(..read).unwrap_or_default())
+            Format::detect(name, head.get(..64).unwrap_or(head))
         }
     };
-    Ok(rows::RowReader::new(
-        std::io::BufReader::new(file),
-        format,
-        &map,
-    )?)
+    Ok(rows::RowReader::new(file, format, &map)?)
 }
 
 /// Checks the file's header and mapping without starting anything: a file-level problem

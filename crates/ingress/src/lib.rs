@@ -88,15 +88,16 @@ async fn receive(
 ) -> Response {
     let started = std::time::Instant::now();
     let integration_id = integration_id.parse::<IntegrationId>().ok();
+    let request_id = request_id(request.headers());
     let span = tracing::info_span!(
         "webhook",
         integration_id = ?integration_id,
-        request_id = request_id(request.headers()).as_deref().unwrap_or_default(),
+        request_id = request_id.as_deref().unwrap_or_default(),
     );
     metrics::counter!("rollcall_webhooks_received_total").increment(1);
     let handled = tokio::time::timeout(
         ingress.state.request_timeout,
-        handle(&ingress, integration_id, request).instrument(span.clone()),
+        handle(&ingress, integration_id, request_id, request).instrument(span.clone()),
     )
     .await
     .unwrap_or_else(|_| {
@@ -340,6 +341,7 @@ fn key_error(err: KeyError) -> IngressError {
 async fn handle(
     ingress: &Ingress,
     integration_id: Option<IntegrationId>,
+    request_id: Option<String>,
     request: Request,
 ) -> Result<Response, IngressError> {
     let state = &ingress.state;
@@ -367,7 +369,6 @@ async fn handle(
     };
 
     let now = Timestamp::now();
-    let request_id = request_id(&received.headers);
     // An integration whose stored scheme this build does not know fails closed.
     let scheme: SchemeConfig =
         serde_json::from_value(integration.verification.clone()).map_err(|_| {
