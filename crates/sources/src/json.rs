@@ -28,7 +28,10 @@ pub(crate) fn split(
     let id_at = mapping.get("event_id").unwrap_or(DEFAULT_EVENT_ID);
     let type_at = mapping.get("event_type").unwrap_or(DEFAULT_EVENT_TYPE);
     let time_at = mapping.get("occurred_at").unwrap_or(DEFAULT_OCCURRED_AT);
-    let provider_event_id = match (fields::id(value.pointer(id_at), id_at)?, hints.delivery_id) {
+    let provider_event_id = match (
+        fields::id(fields::pointer(&value, id_at), id_at)?,
+        hints.delivery_id,
+    ) {
         (Some(id), _) => id,
         (None, Some(delivery)) => delivery.to_owned(),
         (None, None) => {
@@ -38,13 +41,13 @@ pub(crate) fn split(
             )));
         }
     };
-    let event_type = fields::text(value.pointer(type_at), type_at)?.ok_or_else(|| {
+    let event_type = fields::text(fields::pointer(&value, type_at), type_at)?.ok_or_else(|| {
         PayloadError::invalid(format!(
             "the event has no type at {type_at:?}: set field_mapping.event_type to the JSON \
              Pointer of the event's type"
         ))
     })?;
-    let occurred_at = fields::instant(value.pointer(time_at), time_at)?;
+    let occurred_at = fields::instant(fields::pointer(&value, time_at), time_at)?;
     Ok(vec![IncomingEvent {
         provider_event_id,
         event_type,

@@ -17,7 +17,7 @@ use domain::{OwnerFacts, OwnerStatus, Source};
 use serde_json::Value;
 
 use crate::PayloadError;
-use crate::fields::no_nul;
+use crate::fields::{self, no_nul};
 
 /// Owner-field → JSON Pointer.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -54,7 +54,7 @@ impl FieldMapping {
     pub fn owners(&self, payload: &Value) -> Result<Vec<OwnerFacts>, PayloadError> {
         let located = |key: &str| {
             self.get(key)
-                .and_then(|pointer| payload.pointer(pointer).map(|v| (pointer, v)))
+                .and_then(|pointer| fields::pointer(payload, pointer).map(|v| (pointer, v)))
         };
         match (located("owners"), located("owner")) {
             (Some((pointer, Value::Array(items))), _) => {
@@ -96,7 +96,10 @@ impl FieldMapping {
         if !value.is_object() {
             return Err(PayloadError::invalid(format!("{at} must be an object")));
         }
-        let field = |key: &str| self.get(key).and_then(|pointer| value.pointer(pointer));
+        let field = |key: &str| {
+            self.get(key)
+                .and_then(|pointer| fields::pointer(value, pointer))
+        };
         let path = |key: &str| match self.get(key) {
             Some(pointer) if !pointer.is_empty() => format!("{at}.{}", label(pointer)),
             _ => at.to_owned(),
