@@ -3,23 +3,30 @@
 //! Under load, dozens of webhooks arrive while one query runs; asking for each on its own would
 //! cost a database round trip, a pooled connection and a backend's CPU per webhook. Instead
 //! every question joins a queue, and a single task sends whatever has gathered as one
-//! `WHERE id IN (…)` query, with a few such queries in flight at most. When the ingress is idle a
-//! question goes out alone and at once, so batching adds no delay: the batches grow only while
-//! earlier ones are still in flight.
+//! `WHERE id IN (…)` query, with few such queries in flight. When the ingress is idle a question
+//! goes out alone and at once, so batching adds no delay: the batches grow only while earlier
+//! queries run. On PostgreSQL one query is in flight: each costs a round trip and the server's
+//! CPU, which under load is what limits the ingress, so fewer and bigger batches answer more
+//! webhooks. SQLite answers in-process, from several reader connections at once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
 
 use domain::EventId;
-use store::{Store, StoreError};
+use store::{Backend, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 /// Questions waiting beyond this make askers wait for room (back-pressure, not memory growth).
 const QUEUE: usize = 4096;
 /// Most ids in one query.
 const MAX_BATCH: usize = 512;
-/// Queries in flight at once.
-const IN_FLIGHT: usize = 4;
+/// Queries in flight at once, by database.
+const fn in_flight(backend: Backend) -> usize {
+    match backend {
+        Backend::Postgres => 1,
+        Backend::Sqlite => 4,
+    }
+}
 
 type Answer = Result<bool, StoreError>;
 
@@ -69,7 +76,7 @@ impl SeenEvents {
 }
 
 async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
-    let slots = Arc::new(Semaphore::new(IN_FLIGHT));
+    let slots = Arc::new(Semaphore::new(in_flight(store.backend())));
     // Waiting for a slot before taking questions is what lets batches grow under load.
     while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
         let mut questions = Vec::new();

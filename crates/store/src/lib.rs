@@ -135,16 +135,21 @@ impl Store {
                     .max_connections(options.max_connections.unwrap_or(16))
                     .min_connections(1)
                     // Prepared statements are cached per connection, and after a few runs
-                    // PostgreSQL may switch one to a generic plan made with the statistics of
-                    // that moment. Made while a table was empty (a fresh deployment; the event
-                    // log while no worker runs yet), that plan is a sequential scan, and it
-                    // stays one until an ANALYZE invalidates it: the ingress's duplicate check
-                    // then reads the whole event log for every batch (measured: 967 instead of
-                    // 3,425 accepted webhooks per second after a 100,000-event backlog).
-                    // Planning these short queries each time costs far less.
-                    .map_sqlx_postgres_opts(|opts| {
-                        opts.options([("plan_cache_mode", "force_custom_plan")])
-                    });
+                    // PostgreSQL may switch one to a generic plan costed with the table sizes
+                    // of that moment. Costed while a table was a few pages (a fresh
+                    // deployment; the event log while no worker runs yet), a lookup of many
+                    // ids by primary key is a sequential scan, and it stays one until an
+                    // ANALYZE invalidates it: the ingress's duplicate check then read the
+                    // whole event log for every batch (measured: 967 instead of 3,425 accepted
+                    // webhooks per second after a 100,000-event backlog). Every statement
+                    // rollcall runs on a large table has an index to follow, so sequential
+                    // scans are priced out (`enable_seqscan=off` only penalises them: a table
+                    // with no usable index is still scanned) and cached plans can be kept.
+                    // Planning each statement for its parameters instead
+                    // (`plan_cache_mode=force_custom_plan`) was the first fix; it re-planned
+                    // every statement and every foreign-key check, about a sixth of the
+                    // database's CPU while the worker drained a backlog.
+                    .map_sqlx_postgres_opts(|opts| opts.options([("enable_seqscan", "off")]));
             }
         }
         let db = Database::connect(connect).await?;
