@@ -109,8 +109,9 @@ impl TryFrom<invitation::Model> for InvitationRecord {
     }
 }
 
-/// The two kinds of claimable invitation, each read by its own query so that each is a range
-/// of `ix_invitations_due` read in order and cut off at the limit. (As one `OR` query,
+/// The two kinds of claimable invitation, each read by its own query: the queued ones as a
+/// range of `ix_invitations_due` read in due order and cut off at the limit, the abandoned ones
+/// (at most what relays hold at once) sorted by when their claim ran out. (As one `OR` query,
 /// PostgreSQL reads every queued row and sorts them to return a few: 68 ms instead of 0.14 ms
 /// per claim with 50,000 invitations queued, which made a burst's outbox drain at a few hundred
 /// emails a second while the database's CPU went to sorting.)
