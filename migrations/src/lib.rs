@@ -17,6 +17,7 @@ mod m0004_invitation_tokens;
 mod m0005_tenant_invitation_settings;
 mod m0006_integration_directory;
 mod m0007_sync_runs;
+mod m0008_invitation_claims;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -33,6 +34,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0005_tenant_invitation_settings::Migration),
             Box::new(m0006_integration_directory::Migration),
             Box::new(m0007_sync_runs::Migration),
+            Box::new(m0008_invitation_claims::Migration),
         ]
     }
 }
