@@ -3,14 +3,20 @@
 //! future on retry, and move them to the dead-letter store when they are given up. A process
 //! that publishes wakes its own consumers at once; consumers in other processes find work by
 //! polling.
+//!
+//! Publishes are committed together: each joins a queue, and a single task writes whatever has
+//! gathered in one transaction, answering every publisher after the commit. On SQLite a commit
+//! is an fsync and there is one writer, so one commit per webhook capped the ingress at the
+//! disk's fsync rate; shared, the batches grow while a commit runs. An idle process still
+//! commits a lone publish at once.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use domain::{EventId, Timestamp};
 use store::{AttemptError, DeadReason, NewDeadLetter, QueueJob, Store};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use crate::{
@@ -23,6 +29,23 @@ pub(crate) struct Embedded {
     store: Store,
     retry: RetryPolicy,
     wake: Arc<Notify>,
+    /// Publishes waiting for their commit; the committing task starts with the first publish
+    /// (inside the runtime) and ends when the queue is dropped.
+    publishes: OnceLock<mpsc::Sender<Publish>>,
+}
+
+/// Publishes waiting beyond this make publishers wait for room (back-pressure, not memory).
+const PUBLISH_QUEUE: usize = 4096;
+/// Most jobs in one commit.
+const MAX_PUBLISH_BATCH: usize = 256;
+
+type PublishAnswer = Result<Published, BusError>;
+
+#[derive(Debug)]
+struct Publish {
+    event_id: EventId,
+    envelope: String,
+    answer: oneshot::Sender<PublishAnswer>,
 }
 
 fn unavailable(err: &store::StoreError) -> BusError {
@@ -35,26 +58,35 @@ impl Embedded {
             store,
             retry,
             wake: Arc::new(Notify::new()),
+            publishes: OnceLock::new(),
         }
     }
 
-    pub(crate) async fn publish(
-        &self,
-        event_id: EventId,
-        body: &[u8],
-    ) -> Result<Published, BusError> {
-        let text = std::str::from_utf8(body).map_err(|err| BusError::Encode(err.to_string()))?;
-        let inserted = self
-            .store
-            .queue_push(event_id, text, Timestamp::now())
+    /// Answers once the job is committed (or was already queued).
+    pub(crate) async fn publish(&self, event_id: EventId, body: &[u8]) -> PublishAnswer {
+        let envelope = std::str::from_utf8(body)
+            .map_err(|err| BusError::Encode(err.to_string()))?
+            .to_owned();
+        let publishes = self.publishes.get_or_init(|| {
+            let (publishes, incoming) = mpsc::channel(PUBLISH_QUEUE);
+            tokio::spawn(commit_publishes(
+                self.store.clone(),
+                Arc::clone(&self.wake),
+                incoming,
+            ));
+            publishes
+        });
+        let stopped = || BusError::Unavailable("the embedded queue's writer stopped".to_owned());
+        let (answer, answered) = oneshot::channel();
+        publishes
+            .send(Publish {
+                event_id,
+                envelope,
+                answer,
+            })
             .await
-            .map_err(|err| unavailable(&err))?;
-        if inserted {
-            self.wake.notify_waiters();
-            Ok(Published::Queued)
-        } else {
-            Ok(Published::AlreadyQueued)
-        }
+            .map_err(|_| stopped())?;
+        answered.await.map_err(|_| stopped())?
     }
 
     pub(crate) async fn is_ready(&self) -> bool {
@@ -171,6 +203,40 @@ impl EmbeddedConsumer {
                         () = self.shutdown.cancelled() => {}
                         () = tokio::time::sleep(pause) => {}
                     }
+                }
+            }
+        }
+    }
+}
+
+/// Commits publishes in batches, one transaction at a time, until every sender is dropped.
+async fn commit_publishes(store: Store, wake: Arc<Notify>, mut incoming: mpsc::Receiver<Publish>) {
+    let mut batch = Vec::with_capacity(MAX_PUBLISH_BATCH);
+    while incoming.recv_many(&mut batch, MAX_PUBLISH_BATCH).await > 0 {
+        let jobs: Vec<(EventId, &str)> = batch
+            .iter()
+            .map(|publish| (publish.event_id, publish.envelope.as_str()))
+            .collect();
+        let pushed = store.queue_push_many(&jobs, Timestamp::now()).await;
+        drop(jobs);
+        match pushed {
+            Ok(mut added) => {
+                if !added.is_empty() {
+                    wake.notify_waiters();
+                }
+                for publish in batch.drain(..) {
+                    // An event published twice in one batch was added for the first only.
+                    let published = if added.remove(&publish.event_id) {
+                        Published::Queued
+                    } else {
+                        Published::AlreadyQueued
+                    };
+                    let _ = publish.answer.send(Ok(published));
+                }
+            }
+            Err(err) => {
+                for publish in batch.drain(..) {
+                    let _ = publish.answer.send(Err(unavailable(&err)));
                 }
             }
         }

@@ -2,6 +2,8 @@
 //! consumers until `locked_until` once claimed (visibility timeout), count their attempts and
 //! keep every attempt's error. The `bus` crate builds queue semantics on these operations.
 
+use std::collections::HashSet;
+
 use domain::{EventId, Timestamp};
 use sea_orm::sea_query::{Expr, LockBehavior, LockType, Order, Query};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, ExprTrait, PaginatorTrait, QueryFilter};
@@ -40,32 +42,47 @@ pub struct QueueStats {
 }
 
 impl Store {
-    /// Adds a job; a job for the same event already queued is left as it is (and `false`
-    /// returned). Durable when this returns.
-    pub async fn queue_push(
+    /// Adds jobs in one transaction, so that many publishers share one commit (on SQLite, one
+    /// fsync). A job for an event already queued, or named twice in `jobs`, is added once.
+    /// Answers the events whose job this call added. Durable when this returns.
+    ///
+    /// One single-row insert per job: each says whether it added its row, and every batch runs
+    /// the same statement. (A multi-row insert is a new statement for every batch size, each
+    /// kept prepared by every pooled connection: tens of megabytes on SQLite.)
+    pub async fn queue_push_many(
         &self,
-        event_id: EventId,
-        envelope: &str,
+        jobs: &[(EventId, &str)],
         now: Timestamp,
-    ) -> Result<bool> {
-        let inserted = queue_job::Entity::insert(queue_job::ActiveModel {
-            event_id: Set(event_id.as_uuid()),
-            envelope: Set(envelope.to_owned()),
-            attempts: Set(0),
-            available_at: Set(now.millis()),
-            locked_until: Set(None),
-            errors: Set("[]".to_owned()),
-            created_at: Set(now.millis()),
-            ..Default::default()
-        })
-        .on_conflict(
-            sea_orm::sea_query::OnConflict::column(queue_job::Column::EventId)
-                .do_nothing()
-                .to_owned(),
-        )
-        .exec_without_returning(self.db())
-        .await?;
-        Ok(inserted > 0)
+    ) -> Result<HashSet<EventId>> {
+        let mut added = HashSet::with_capacity(jobs.len());
+        if jobs.is_empty() {
+            return Ok(added);
+        }
+        let tx = self.begin_write().await?;
+        for &(event_id, envelope) in jobs {
+            let inserted = queue_job::Entity::insert(queue_job::ActiveModel {
+                event_id: Set(event_id.as_uuid()),
+                envelope: Set(envelope.to_owned()),
+                attempts: Set(0),
+                available_at: Set(now.millis()),
+                locked_until: Set(None),
+                errors: Set("[]".to_owned()),
+                created_at: Set(now.millis()),
+                ..Default::default()
+            })
+            .on_conflict(
+                sea_orm::sea_query::OnConflict::column(queue_job::Column::EventId)
+                    .do_nothing()
+                    .to_owned(),
+            )
+            .exec_without_returning(&tx.tx)
+            .await?;
+            if inserted > 0 {
+                added.insert(event_id);
+            }
+        }
+        tx.commit().await?;
+        Ok(added)
     }
 
     /// Claims up to `max` visible jobs for `visibility`, oldest first, counting an attempt on
