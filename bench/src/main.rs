@@ -56,10 +56,12 @@ enum Command {
         rollcall: PathBuf,
         #[arg(long, default_value = "bench/results/latest.json")]
         out: PathBuf,
+        /// PostgreSQL on this machine: plain TCP on loopback, like the broker's link (TLS
+        /// between processes of one host only adds encryption to what is measured).
         #[arg(
             long,
             env = "ROLLCALL_BENCH_PG_URL",
-            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
         )]
         pg_url: String,
         #[arg(
@@ -350,6 +352,18 @@ async fn embedded(binary: PathBuf, sizes: Sizes) -> anyhow::Result<DeploymentRep
     result
 }
 
+/// `pg_url` naming database `name` instead, with its parameters (such as `sslmode`) kept.
+fn with_database(pg_url: &str, name: &str) -> String {
+    let (path, query) = pg_url
+        .split_once('?')
+        .map_or((pg_url, None), |(path, query)| (path, Some(query)));
+    let base = path.rsplit_once('/').map_or(path, |(base, _)| base);
+    match query {
+        Some(query) => format!("{base}/{name}?{query}"),
+        None => format!("{base}/{name}"),
+    }
+}
+
 async fn distributed(
     binary: PathBuf,
     sizes: Sizes,
@@ -362,12 +376,11 @@ async fn distributed(
     admin
         .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
         .await?;
-    let base = pg_url.rsplit_once('/').map_or(pg_url, |(base, _)| base);
     let mut deployment = Deployment {
         name: "distributed",
         binary,
         dir: workdir("distributed")?,
-        database_url: format!("{base}/{name}"),
+        database_url: with_database(pg_url, &name),
         amqp: Some((amqp_url.to_owned(), format!("bench{}.", run_id()))),
         pg_cleanup: Some((pg_url.to_owned(), name)),
         processes: Vec::new(),
@@ -474,5 +487,22 @@ fn main() -> std::process::ExitCode {
             eprintln!("rollcall-bench: {err:#}");
             std::process::ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::with_database;
+
+    #[test]
+    fn a_database_url_names_another_database_and_keeps_its_parameters() {
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres?sslmode=disable", "rc_bench_1"),
+            "postgres://u@h:5432/rc_bench_1?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/postgres", "rc_bench_1"),
+            "postgres://u@h/rc_bench_1"
+        );
     }
 }
