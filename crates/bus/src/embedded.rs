@@ -63,10 +63,8 @@ impl Embedded {
     }
 
     /// Answers once the job is committed (or was already queued).
-    pub(crate) async fn publish(&self, event_id: EventId, body: &[u8]) -> PublishAnswer {
-        let envelope = std::str::from_utf8(body)
-            .map_err(|err| BusError::Encode(err.to_string()))?
-            .to_owned();
+    pub(crate) async fn publish(&self, event_id: EventId, body: Vec<u8>) -> PublishAnswer {
+        let envelope = String::from_utf8(body).map_err(|err| BusError::Encode(err.to_string()))?;
         let publishes = self.publishes.get_or_init(|| {
             let (publishes, incoming) = mpsc::channel(PUBLISH_QUEUE);
             tokio::spawn(commit_publishes(
@@ -213,13 +211,12 @@ impl EmbeddedConsumer {
 async fn commit_publishes(store: Store, wake: Arc<Notify>, mut incoming: mpsc::Receiver<Publish>) {
     let mut batch = Vec::with_capacity(MAX_PUBLISH_BATCH);
     while incoming.recv_many(&mut batch, MAX_PUBLISH_BATCH).await > 0 {
-        let jobs: Vec<(EventId, &str)> = batch
-            .iter()
-            .map(|publish| (publish.event_id, publish.envelope.as_str()))
+        // The envelopes move into the insert; the answers keep only the event ids.
+        let jobs: Vec<(EventId, String)> = batch
+            .iter_mut()
+            .map(|publish| (publish.event_id, std::mem::take(&mut publish.envelope)))
             .collect();
-        let pushed = store.queue_push_many(&jobs, Timestamp::now()).await;
-        drop(jobs);
-        match pushed {
+        match store.queue_push_many(jobs, Timestamp::now()).await {
             Ok(mut added) => {
                 if !added.is_empty() {
                     wake.notify_waiters();

@@ -145,7 +145,7 @@ impl Bus {
             .to_json()
             .map_err(|err| BusError::Encode(err.to_string()))?;
         let published = match &*self.kind {
-            BusKind::Embedded(queue) => queue.publish(envelope.event_id, &body).await,
+            BusKind::Embedded(queue) => queue.publish(envelope.event_id, body).await,
             BusKind::Amqp(broker) => broker.publish(envelope.event_id, &body).await,
         };
         match &published {

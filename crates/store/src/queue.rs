@@ -51,7 +51,7 @@ impl Store {
     /// kept prepared by every pooled connection: tens of megabytes on SQLite.)
     pub async fn queue_push_many(
         &self,
-        jobs: &[(EventId, &str)],
+        jobs: Vec<(EventId, String)>,
         now: Timestamp,
     ) -> Result<HashSet<EventId>> {
         let mut added = HashSet::with_capacity(jobs.len());
@@ -59,10 +59,10 @@ impl Store {
             return Ok(added);
         }
         let tx = self.begin_write().await?;
-        for &(event_id, envelope) in jobs {
+        for (event_id, envelope) in jobs {
             let inserted = queue_job::Entity::insert(queue_job::ActiveModel {
                 event_id: Set(event_id.as_uuid()),
-                envelope: Set(envelope.to_owned()),
+                envelope: Set(envelope),
                 attempts: Set(0),
                 available_at: Set(now.millis()),
                 locked_until: Set(None),
