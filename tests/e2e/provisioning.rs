@@ -48,8 +48,17 @@ fn ann(extra: Value) -> Value {
 }
 
 #[tokio::test]
-async fn missing_fields_open_an_issue_that_a_later_event_closes() {
-    let Some((env, process, client)) = start(Backend::SqliteEmbedded).await else {
+async fn missing_fields_open_an_issue_that_a_later_event_closes_on_sqlite_and_embedded_queue() {
+    missing_fields_open_an_issue_that_a_later_event_closes(Backend::SqliteEmbedded).await;
+}
+
+#[tokio::test]
+async fn missing_fields_open_an_issue_that_a_later_event_closes_on_postgres_and_rabbitmq() {
+    missing_fields_open_an_issue_that_a_later_event_closes(Backend::PostgresRabbit).await;
+}
+
+async fn missing_fields_open_an_issue_that_a_later_event_closes(backend: Backend) {
+    let Some((env, process, client)) = start(backend).await else {
         return;
     };
     let tenant = client.create_tenant("Acme").await;
@@ -231,8 +240,17 @@ async fn auto_create_workflows_and_completed_work_decide_what_counts() {
 }
 
 #[tokio::test]
-async fn matching_policies_link_by_email_only_as_allowed() {
-    let Some((env, process, client)) = start(Backend::SqliteEmbedded).await else {
+async fn matching_policies_link_by_email_only_as_allowed_on_sqlite_and_embedded_queue() {
+    matching_policies_link_by_email_only_as_allowed(Backend::SqliteEmbedded).await;
+}
+
+#[tokio::test]
+async fn matching_policies_link_by_email_only_as_allowed_on_postgres_and_rabbitmq() {
+    matching_policies_link_by_email_only_as_allowed(Backend::PostgresRabbit).await;
+}
+
+async fn matching_policies_link_by_email_only_as_allowed(backend: Backend) {
+    let Some((env, process, client)) = start(backend).await else {
         return;
     };
     let tenant = client.create_tenant("Acme").await;

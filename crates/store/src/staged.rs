@@ -24,8 +24,8 @@ use domain::{
 };
 use sea_orm::sea_query::Expr;
 use sea_orm::{
-    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, EntityTrait,
-    IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
+    ActiveModelTrait, ActiveValue::Set, ColumnTrait, Condition, ConnectionTrait, DbBackend,
+    EntityTrait, IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect,
 };
 
 use crate::entities::{dead_letter, event, identity, invitation, issue, team, user};
@@ -104,9 +104,20 @@ pub struct Staged<'tx> {
     teams: HashMap<(TenantId, String), TeamId>,
 }
 
-/// Conditions `a = x AND b IN (…)`, one per distinct `x`: as selective as a list of pairs, and
-/// understood by SQLite, which only takes row values on the left of `IN` against a subquery.
+/// Rows whose `(first, second)` is one of `keys`, in the form each database plans well.
+///
+/// PostgreSQL: `(a, b) IN (VALUES (x, y), …)`, which it runs as one probe of the two-column
+/// unique index per pair, whatever its statistics say. Written as `a = x AND b IN (…)` it
+/// plans from the estimated rows of `a = x` alone, and a tenant or integration it holds no
+/// statistics for yet (a new one, during its first sync) is estimated at a handful of rows: it
+/// then reads every row of that tenant and filters them, once per batch, so a sync slows down
+/// as it goes.
+///
+/// SQLite: `a = x AND b IN (…)`, one condition per distinct `x`. It always probes the index
+/// with both columns for that form, but cannot use an index for a row value against `VALUES`
+/// (nor take row values on the left of a plain `IN` list).
 fn pairs<A, B>(
+    backend: DbBackend,
     first: impl ColumnTrait,
     second: impl ColumnTrait,
     keys: impl IntoIterator<Item = (A, B)>,
@@ -119,9 +130,29 @@ where
     for (a, b) in keys {
         grouped.entry(a).or_default().insert(b);
     }
-    grouped.into_iter().fold(Condition::any(), |any, (a, bs)| {
-        any.add(Condition::all().add(first.eq(a)).add(second.is_in(bs)))
-    })
+    if backend != DbBackend::Postgres || grouped.is_empty() {
+        return grouped.into_iter().fold(Condition::any(), |any, (a, bs)| {
+            any.add(Condition::all().add(first.eq(a)).add(second.is_in(bs)))
+        });
+    }
+    let mut rows = Vec::new();
+    let mut values: Vec<sea_orm::Value> = Vec::new();
+    for (a, bs) in grouped {
+        for b in bs {
+            rows.push(format!("(${}, ${})", values.len() + 1, values.len() + 2));
+            values.push(a.clone().into());
+            values.push(b.into());
+        }
+    }
+    Condition::all().add(Expr::cust_with_values(
+        format!(
+            "(\"{}\", \"{}\") IN (VALUES {})",
+            first.as_str(),
+            second.as_str(),
+            rows.join(", ")
+        ),
+        values,
+    ))
 }
 
 impl WriteTx {
@@ -181,8 +212,10 @@ impl OwnerStates {
             .map(|o| (o.integration.as_uuid(), o.external_id.to_owned()))
             .collect();
 
+        let backend = conn.get_database_backend();
         let links = identity::Entity::find()
             .filter(pairs(
+                backend,
                 identity::Column::IntegrationId,
                 identity::Column::ExternalId,
                 owner_keys.iter().cloned(),
@@ -218,6 +251,7 @@ impl OwnerStates {
         if !emails.is_empty() {
             let holders = user::Entity::find()
                 .filter(pairs(
+                    backend,
                     user::Column::TenantId,
                     user::Column::EmailNormalized,
                     emails.iter().cloned(),
@@ -274,6 +308,7 @@ impl OwnerStates {
             .column(issue::Column::ExternalId)
             .filter(issue::Column::ResolvedAt.is_null())
             .filter(pairs(
+                backend,
                 issue::Column::IntegrationId,
                 issue::Column::ExternalId,
                 owner_keys,
