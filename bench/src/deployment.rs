@@ -236,6 +236,70 @@ impl Deployment {
         Ok(row.try_get_by_index::<i64>(0)?)
     }
 
+    /// Of the owners `external_ids` of `integration`: how many have a user, and how many of
+    /// those users were sent an invitation. Two lookups by key (the identities' unique key,
+    /// then the invitations' user index), cheap whatever the tables hold: a probe of a few
+    /// owners, polled often, so the full counts of `created_since` (which check the
+    /// visibility of every new row) run only when it says the work is likely done.
+    pub(crate) async fn provisioned(
+        &mut self,
+        integration: &str,
+        external_ids: &[String],
+    ) -> anyhow::Result<(i64, i64)> {
+        let integration: uuid::Uuid = integration.parse()?;
+        let db = self.database().await?;
+        let backend = db.get_database_backend();
+        let list = |from: usize, len: usize| -> String {
+            let placeholders: Vec<String> = (from..from + len)
+                .map(|n| match backend {
+                    sea_orm::DbBackend::Postgres => format!("${n}"),
+                    _ => "?".to_owned(),
+                })
+                .collect();
+            placeholders.join(", ")
+        };
+        let users: Vec<uuid::Uuid> = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT user_id FROM identities WHERE integration_id = {} AND external_id IN ({})",
+                    list(1, 1),
+                    list(2, external_ids.len())
+                ),
+                std::iter::once(integration.into())
+                    .chain(external_ids.iter().map(|id| id.clone().into())),
+            ))
+            .await?
+            .iter()
+            .map(|row| row.try_get_by_index(0))
+            .collect::<Result<_, _>>()?;
+        if users.is_empty() {
+            return Ok((0, 0));
+        }
+        // Statuses read by user and counted here: a status condition in the query may lead
+        // PostgreSQL to read every sent invitation through the status index.
+        let invitations = db
+            .query_all_raw(Statement::from_sql_and_values(
+                backend,
+                format!(
+                    "SELECT user_id, status FROM invitations WHERE user_id IN ({})",
+                    list(1, users.len())
+                ),
+                users.iter().map(|id| (*id).into()),
+            ))
+            .await?;
+        let mut invited = std::collections::HashSet::new();
+        for row in &invitations {
+            let (user, status): (uuid::Uuid, String) =
+                (row.try_get_by_index(0)?, row.try_get_by_index(1)?);
+            if status == "sent" {
+                invited.insert(user);
+            }
+        }
+        let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+        Ok((count(users.len()), count(invited.len())))
+    }
+
     /// Milliseconds from acceptance to the committed decision of each event whose delivery id
     /// starts with `prefix`.
     pub(crate) async fn processing_millis(&mut self, prefix: &str) -> anyhow::Result<Vec<i64>> {

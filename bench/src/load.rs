@@ -158,6 +158,11 @@ pub(crate) fn sign(key: &[u8], id: &str, body: &str) -> (String, String) {
     )
 }
 
+/// The CRM's id of new owner `index` in the run `run`.
+pub(crate) fn new_owner_id(run: &str, index: usize) -> String {
+    format!("N{run}-{index}")
+}
+
 /// The canonical event for request `n`.
 fn request(spec: &Spec, n: usize) -> (Kind, String, String) {
     let kind = spec.mix.kind(n);
@@ -172,10 +177,7 @@ fn request(spec: &Spec, n: usize) -> (Kind, String, String) {
         ),
         _ => {
             let owner = spec.new_owner_cycle.map_or(n, |cycle| n % cycle.max(1));
-            (
-                format!("{}-{n}", spec.run),
-                format!("N{}-{owner}", spec.run),
-            )
+            (format!("{}-{n}", spec.run), new_owner_id(&spec.run, owner))
         }
     };
     let body = serde_json::json!({
