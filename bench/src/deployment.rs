@@ -224,10 +224,7 @@ impl Deployment {
                 backend,
                 format!(
                     "SELECT count(*) FROM {table} WHERE id >= {}{extra}",
-                    match backend {
-                        sea_orm::DbBackend::Postgres => "$1",
-                        _ => "?",
-                    }
+                    placeholders(backend, 1, 1)
                 ),
                 [bound.into()],
             ))
@@ -249,22 +246,13 @@ impl Deployment {
         let integration: uuid::Uuid = integration.parse()?;
         let db = self.database().await?;
         let backend = db.get_database_backend();
-        let list = |from: usize, len: usize| -> String {
-            let placeholders: Vec<String> = (from..from + len)
-                .map(|n| match backend {
-                    sea_orm::DbBackend::Postgres => format!("${n}"),
-                    _ => "?".to_owned(),
-                })
-                .collect();
-            placeholders.join(", ")
-        };
         let users: Vec<uuid::Uuid> = db
             .query_all_raw(Statement::from_sql_and_values(
                 backend,
                 format!(
                     "SELECT user_id FROM identities WHERE integration_id = {} AND external_id IN ({})",
-                    list(1, 1),
-                    list(2, external_ids.len())
+                    placeholders(backend, 1, 1),
+                    placeholders(backend, 2, external_ids.len())
                 ),
                 std::iter::once(integration.into())
                     .chain(external_ids.iter().map(|id| id.clone().into())),
@@ -283,7 +271,7 @@ impl Deployment {
                 backend,
                 format!(
                     "SELECT user_id, status FROM invitations WHERE user_id IN ({})",
-                    list(1, users.len())
+                    placeholders(backend, 1, users.len())
                 ),
                 users.iter().map(|id| (*id).into()),
             ))
@@ -384,6 +372,17 @@ impl Deployment {
         let _ = std::fs::remove_dir_all(&self.dir);
         Ok(())
     }
+}
+
+/// `len` bind parameters numbered from `from`, comma-separated, as `backend` writes them.
+fn placeholders(backend: sea_orm::DbBackend, from: usize, len: usize) -> String {
+    let marks: Vec<String> = (from..from + len)
+        .map(|n| match backend {
+            sea_orm::DbBackend::Postgres => format!("${n}"),
+            _ => "?".to_owned(),
+        })
+        .collect();
+    marks.join(", ")
 }
 
 async fn delete_queues(url: &str, prefix: &str) {
