@@ -824,6 +824,70 @@ async fn integration_changes_reach_every_ingress_process() {
         "the old secret stopped"
     );
 
+    // A scheme's parameters, changed through the API process: the ingress process soon
+    // refuses a signature as old as the new tolerance forbids.
+    let stripe_secret = "whsec_issued-by-stripe".to_owned();
+    let (status, created) = client
+        .post(
+            "/v1/integrations",
+            &json!({
+                "tenant_id": tenant, "name": "Stripe CRM", "source": "rollcall",
+                "verification": verification("stripe"), "secret": stripe_secret,
+            }),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let stripe_id = created["id"].as_str().expect("id").to_owned();
+    let (status, _) = client
+        .post(&format!("/v1/integrations/{stripe_id}/publish"), &json!({}))
+        .await;
+    assert_eq!(status, 200);
+    let send_stripe = |n: u32, age_seconds: i64| {
+        let client = client.clone();
+        let (id, secret) = (stripe_id.clone(), stripe_secret.clone());
+        async move {
+            let body = event(
+                &format!("evt_s{n}"),
+                "opportunity.updated",
+                &owner(
+                    &format!("S{n}"),
+                    "Sal",
+                    "Sims",
+                    &format!("s{n}@example.com"),
+                ),
+            );
+            let signed = sign(
+                "stripe",
+                &secret,
+                &format!("delivery-s{n}"),
+                now_seconds() - age_seconds,
+                "",
+                &body,
+            );
+            client.post_hook(&id, body, &signed.headers).await.0
+        }
+    };
+    assert_eq!(send_stripe(1, 120).await, 202, "within the default 300 s");
+    let (status, patched) = client
+        .patch(
+            &format!("/v1/integrations/{stripe_id}"),
+            &json!({"verification": {"scheme": "stripe", "tolerance_seconds": 60}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{patched}");
+    let mut n = 150;
+    eventually("the new tolerance to apply", WAIT, || {
+        n += 1;
+        let attempt = send_stripe(n, 120);
+        async move { (attempt.await == 401).then_some(()) }
+    })
+    .await;
+    assert_eq!(
+        send_stripe(2, 0).await,
+        202,
+        "a fresh signature still verifies"
+    );
+
     // Revoked through the API process: the ingress process soon answers 404.
     let (status, _) = client
         .delete(&format!("/v1/integrations/{}", integration.id))

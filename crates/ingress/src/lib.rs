@@ -12,6 +12,7 @@
 mod connectwise;
 mod error;
 mod limits;
+mod schemes;
 mod seen;
 
 use std::collections::HashSet;
@@ -29,7 +30,6 @@ use sources::DeliveryHints;
 use std::sync::Arc;
 
 use store::{CachedIntegration, IntegrationCache, Store};
-use tracing::Instrument;
 use verifier::{SchemeConfig, Secret};
 
 pub use connectwise::{DEFAULT_KEY_HOSTS, KeyFetcher, KeyPolicy};
@@ -37,6 +37,7 @@ pub use limits::RateLimits;
 
 use crate::connectwise::KeyError;
 use crate::error::IngressError;
+use crate::schemes::Schemes;
 use crate::seen::SeenEvents;
 
 /// What the ingress needs.
@@ -64,6 +65,7 @@ const DUPLICATE_CHECK_BUDGET: Duration = Duration::from_millis(500);
 struct Ingress {
     state: IngressState,
     seen: SeenEvents,
+    schemes: Schemes,
 }
 
 /// The ingress routes (webhooks only; health routes are added by the binary). Starts the
@@ -72,7 +74,11 @@ pub fn router(state: IngressState) -> Router {
     let seen = SeenEvents::start(state.store.clone());
     Router::new()
         .route("/hooks/{integration_id}", post(receive))
-        .with_state(Arc::new(Ingress { state, seen }))
+        .with_state(Arc::new(Ingress {
+            state,
+            seen,
+            schemes: Schemes::default(),
+        }))
 }
 
 #[derive(Debug, Serialize)]
@@ -89,15 +95,15 @@ async fn receive(
     let started = std::time::Instant::now();
     let integration_id = integration_id.parse::<IntegrationId>().ok();
     let request_id = request_id(request.headers());
-    let span = tracing::info_span!(
-        "webhook",
-        integration_id = ?integration_id,
-        request_id = request_id.as_deref().unwrap_or_default(),
-    );
+    // The listener's request span (which carries the request id) names the integration too,
+    // so everything logged for this webhook says which integration it came for.
+    if let Some(id) = integration_id {
+        tracing::Span::current().record("integration_id", tracing::field::display(id));
+    }
     metrics::counter!("rollcall_webhooks_received_total").increment(1);
     let handled = tokio::time::timeout(
         ingress.state.request_timeout,
-        handle(&ingress, integration_id, request_id, request).instrument(span.clone()),
+        handle(&ingress, integration_id, request_id, request),
     )
     .await
     .unwrap_or_else(|_| {
@@ -105,7 +111,6 @@ async fn receive(
             "handling the request timed out".to_owned(),
         ))
     });
-    let _entered = span.enter();
     metrics::histogram!("rollcall_ingress_request_duration_seconds")
         .record(started.elapsed().as_secs_f64());
     // Only integrations that exist get their own label: ids made up by a sender must not
@@ -198,14 +203,14 @@ fn check_content_type(headers: &HeaderMap, source: Source) -> Result<(), Ingress
 }
 
 async fn read_body(
-    request: Request,
+    headers: &HeaderMap,
+    body: axum::body::Body,
     limit: u64,
     timeout: Duration,
 ) -> Result<bytes::Bytes, IngressError> {
     let too_large = IngressError::TooLarge { limit };
     // A declared length over the limit is refused before reading a byte.
-    let declared = request
-        .headers()
+    let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
@@ -213,7 +218,7 @@ async fn read_body(
         return Err(too_large);
     }
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match tokio::time::timeout(timeout, axum::body::to_bytes(request.into_body(), limit)).await {
+    match tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await {
         Ok(Ok(body)) => Ok(body),
         Ok(Err(_)) => Err(too_large),
         Err(_) => Err(IngressError::BodyTimeout),
@@ -347,16 +352,18 @@ async fn handle(
     let state = &ingress.state;
     let cached = live_integration(&state.integrations, integration_id).await?;
     let integration = &cached.integration;
-    let headers = request.headers().clone();
+    let (parts, body) = request.into_parts();
+    let headers = parts.headers;
     check_content_type(&headers, integration.source)?;
-    let method = request.method().as_str().to_owned();
+    let method = parts.method.as_str().to_owned();
     let url = format!(
         "{}{}",
         state.public_url.trim_end_matches('/'),
-        request.uri().path_and_query().map_or("", |pq| pq.as_str())
+        parts.uri.path_and_query().map_or("", |pq| pq.as_str())
     );
     let body = read_body(
-        request,
+        &headers,
+        body,
         integration.settings.max_body_bytes,
         state.body_timeout,
     )
@@ -369,13 +376,7 @@ async fn handle(
     };
 
     let now = Timestamp::now();
-    // An integration whose stored scheme this build does not know fails closed.
-    let scheme: SchemeConfig =
-        serde_json::from_value(integration.verification.clone()).map_err(|_| {
-            IngressError::Unauthorized(
-                "the integration's verification scheme is not supported".to_owned(),
-            )
-        })?;
+    let scheme = ingress.schemes.of(&cached)?;
     let verified = verify(state, &cached, &scheme, &received, now).await?;
 
     // Limited after verification, so forged requests cannot use up a genuine sender's budget.

@@ -97,11 +97,13 @@ pub(crate) fn with_request_ids(router: Router) -> Router {
                         .get("x-request-id")
                         .and_then(|value| value.to_str().ok())
                         .unwrap_or_default();
+                    // `integration_id` is filled in by the ingress once it has parsed it.
                     tracing::info_span!(
                         "request",
                         method = %request.method(),
                         path = %request.uri().path(),
                         request_id,
+                        integration_id = tracing::field::Empty,
                     )
                 })
                 .on_response(DefaultOnResponse::new().level(Level::DEBUG)),

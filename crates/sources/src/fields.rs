@@ -52,7 +52,7 @@ fn array_index(token: &str) -> Option<usize> {
 }
 
 /// Refuses text carrying U+0000.
-pub(crate) fn no_nul(text: &str, path: &str) -> Result<(), PayloadError> {
+pub(crate) fn no_nul(text: &str, path: impl std::fmt::Display) -> Result<(), PayloadError> {
     if text.contains('\0') {
         return Err(PayloadError::invalid(format!(
             "{path} must not contain U+0000 (a NUL character)"

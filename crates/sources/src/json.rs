@@ -69,16 +69,17 @@ mod tests {
 
     use super::*;
 
-    fn mapping(pairs: &[(&str, &str)]) -> FieldMapping {
+    /// A mapping with these overrides (kept for the rest of the test run).
+    fn mapping(pairs: &[(&str, &str)]) -> FieldMapping<'static> {
         let overrides: BTreeMap<String, String> = pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
             .collect();
-        FieldMapping::for_source(Source::Json, Some(&overrides))
+        FieldMapping::for_source(Source::Json, Some(Box::leak(Box::new(overrides))))
     }
 
     /// A roster row pushed by an HR tool: the row is the person.
-    fn roster() -> FieldMapping {
+    fn roster() -> FieldMapping<'static> {
         mapping(&[
             ("event_id", "/change/uuid"),
             ("event_type", "/change/kind"),

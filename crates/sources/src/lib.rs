@@ -70,7 +70,7 @@ pub fn split(
     mapping: &FieldMapping,
 ) -> Result<Vec<IncomingEvent>, PayloadError> {
     let events = match source {
-        Source::Rollcall => canonical::split(body, hints, mapping).map(|event| vec![event]),
+        Source::Rollcall => canonical::split(body, hints).map(|event| vec![event]),
         Source::SalesforceOutbound => salesforce::split(body),
         Source::Hubspot => hubspot::split(body),
         Source::Connectwise => connectwise::split(body),
@@ -159,7 +159,7 @@ mod tests {
 
     use super::*;
 
-    fn preset(source: Source) -> FieldMapping {
+    fn preset(source: Source) -> FieldMapping<'static> {
         FieldMapping::for_source(source, None)
     }
 
@@ -293,13 +293,11 @@ mod tests {
                 .contains("event [1]: objectId must be a string or an integer"),
             "{err}"
         );
-        let crew = FieldMapping::for_source(
-            Source::Json,
-            Some(&std::collections::BTreeMap::from([
-                ("owners".to_owned(), "/crew".to_owned()),
-                ("id".to_owned(), "/uid".to_owned()),
-            ])),
-        );
+        let crew_fields = std::collections::BTreeMap::from([
+            ("owners".to_owned(), "/crew".to_owned()),
+            ("id".to_owned(), "/uid".to_owned()),
+        ]);
+        let crew = FieldMapping::for_source(Source::Json, Some(&crew_fields));
         let err = split(
             Source::Json,
             br#"{"id": "1", "type": "t", "crew": [{"uid": "a\u0000"}]}"#,

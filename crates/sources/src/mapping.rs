@@ -12,6 +12,7 @@
 //! refuses U+0000 like every other source (`fields.rs`).
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use domain::{OwnerFacts, OwnerStatus, Source};
 use serde_json::Value;
@@ -19,35 +20,37 @@ use serde_json::Value;
 use crate::PayloadError;
 use crate::fields::{self, no_nul};
 
-/// Owner-field → JSON Pointer.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldMapping {
-    pointers: BTreeMap<String, String>,
+/// Owner-field → JSON Pointer: the integration's overrides, then the source's preset. It
+/// borrows both, so building one for every webhook costs nothing.
+#[derive(Debug, Clone, Copy)]
+pub struct FieldMapping<'a> {
+    preset: &'static [(&'static str, &'static str)],
+    overrides: Option<&'a BTreeMap<String, String>>,
 }
 
 /// At most this many owners per event: a job with more assigned workers is not plausible, and
 /// the cap bounds the work one event can cause.
 pub const MAX_OWNERS: usize = 100;
 
-impl FieldMapping {
+impl<'a> FieldMapping<'a> {
     /// The source's preset with `overrides` applied.
     #[must_use]
-    pub fn for_source(source: Source, overrides: Option<&BTreeMap<String, String>>) -> Self {
-        let mut pointers: BTreeMap<String, String> = preset(source)
-            .iter()
-            .map(|(key, pointer)| ((*key).to_owned(), (*pointer).to_owned()))
-            .collect();
-        if let Some(overrides) = overrides {
-            for (key, pointer) in overrides {
-                pointers.insert(key.clone(), pointer.clone());
-            }
+    pub fn for_source(source: Source, overrides: Option<&'a BTreeMap<String, String>>) -> Self {
+        Self {
+            preset: preset(source),
+            overrides,
         }
-        Self { pointers }
     }
 
     /// The pointer configured for `key`, if any.
-    pub(crate) fn get(&self, key: &str) -> Option<&str> {
-        self.pointers.get(key).map(String::as_str)
+    pub(crate) fn get(&self, key: &str) -> Option<&'a str> {
+        if let Some(pointer) = self.overrides.and_then(|overrides| overrides.get(key)) {
+            return Some(pointer);
+        }
+        self.preset
+            .iter()
+            .find(|(preset_key, _)| *preset_key == key)
+            .map(|(_, pointer)| *pointer)
     }
 
     /// The owners `payload` names.
@@ -61,30 +64,30 @@ impl FieldMapping {
                 if items.is_empty() {
                     return Err(PayloadError::invalid(format!(
                         "{} must not be empty",
-                        label(pointer)
+                        Label(pointer)
                     )));
                 }
                 if items.len() > MAX_OWNERS {
                     return Err(PayloadError::invalid(format!(
                         "{} holds more than {MAX_OWNERS} entries",
-                        label(pointer)
+                        Label(pointer)
                     )));
                 }
                 items
                     .iter()
                     .enumerate()
-                    .map(|(i, item)| self.owner(item, &format!("{}[{i}]", label(pointer))))
+                    .map(|(i, item)| self.owner(item, &format_args!("{}[{i}]", Label(pointer))))
                     .collect()
             }
             (Some((pointer, _)), _) => Err(PayloadError::invalid(format!(
                 "{} must be an array",
-                label(pointer)
+                Label(pointer)
             ))),
-            (None, Some((pointer, item))) => Ok(vec![self.owner(item, &label(pointer))?]),
+            (None, Some((pointer, item))) => Ok(vec![self.owner(item, &Label(pointer))?]),
             (None, None) => Err(PayloadError::invalid(
                 match (self.get("owner"), self.get("owners")) {
                     (Some(pointer), _) | (None, Some(pointer)) => {
-                        format!("{} is required", label(pointer))
+                        format!("{} is required", Label(pointer))
                     }
                     (None, None) => "the field mapping does not say where the owner is".to_owned(),
                 },
@@ -92,7 +95,7 @@ impl FieldMapping {
         }
     }
 
-    fn owner(&self, value: &Value, at: &str) -> Result<OwnerFacts, PayloadError> {
+    fn owner(&self, value: &Value, at: &dyn fmt::Display) -> Result<OwnerFacts, PayloadError> {
         if !value.is_object() {
             return Err(PayloadError::invalid(format!("{at} must be an object")));
         }
@@ -100,15 +103,16 @@ impl FieldMapping {
             self.get(key)
                 .and_then(|pointer| fields::pointer(value, pointer))
         };
-        let path = |key: &str| match self.get(key) {
-            Some(pointer) if !pointer.is_empty() => format!("{at}.{}", label(pointer)),
-            _ => at.to_owned(),
+        // Formatted only when a message names the field.
+        let path = |key: &str| FieldPath {
+            owner: at,
+            pointer: self.get(key).unwrap_or_default(),
         };
         let text = |key: &str| -> Result<Option<String>, PayloadError> {
             match field(key) {
                 None | Some(Value::Null) => Ok(None),
                 Some(Value::String(text)) => {
-                    no_nul(text, &path(key))?;
+                    no_nul(text, path(key))?;
                     let trimmed = text.trim();
                     Ok((!trimmed.is_empty()).then(|| trimmed.to_owned()))
                 }
@@ -133,7 +137,7 @@ impl FieldMapping {
         };
         let external_id = match field("id") {
             Some(Value::String(text)) if !text.trim().is_empty() => {
-                no_nul(text, &path("id"))?;
+                no_nul(text, path("id"))?;
                 text.trim().to_owned()
             }
             Some(Value::Number(number)) => number.to_string(),
@@ -170,7 +174,7 @@ impl FieldMapping {
                 .iter()
                 .map(|item| match item {
                     Value::String(text) => {
-                        no_nul(text, &path("employee_ids")).map(|()| text.clone())
+                        no_nul(text, path("employee_ids")).map(|()| text.clone())
                     }
                     Value::Number(number) => Ok(number.to_string()),
                     _ => Err(PayloadError::invalid(format!(
@@ -180,7 +184,7 @@ impl FieldMapping {
                 })
                 .collect::<Result<_, _>>()?,
             Some(Value::String(text)) if !text.is_empty() => {
-                no_nul(text, &path("employee_ids"))?;
+                no_nul(text, path("employee_ids"))?;
                 vec![text.clone()]
             }
             Some(Value::Number(number)) => vec![number.to_string()],
@@ -221,12 +225,38 @@ impl FieldMapping {
 }
 
 /// `/owner/email` → `owner.email`, for messages.
-fn label(pointer: &str) -> String {
-    let trimmed = pointer.trim_start_matches('/');
-    if trimmed.is_empty() {
-        "the document".to_owned()
-    } else {
-        trimmed.replace('/', ".")
+struct Label<'a>(&'a str);
+
+impl fmt::Display for Label<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let trimmed = self.0.trim_start_matches('/');
+        if trimmed.is_empty() {
+            return f.write_str("the document");
+        }
+        for (i, part) in trimmed.split('/').enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(part)?;
+        }
+        Ok(())
+    }
+}
+
+/// A field of an owner, for messages: `owner.email`, `job.crew[1].mail`.
+struct FieldPath<'a> {
+    owner: &'a dyn fmt::Display,
+    /// Into the owner object; empty for the owner itself.
+    pointer: &'a str,
+}
+
+impl fmt::Display for FieldPath<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.pointer.is_empty() {
+            write!(f, "{}", self.owner)
+        } else {
+            write!(f, "{}.{}", self.owner, Label(self.pointer))
+        }
     }
 }
 
@@ -268,18 +298,18 @@ mod tests {
 
     use super::*;
 
-    fn mapping(overrides: &[(&str, &str)]) -> FieldMapping {
-        let overrides: BTreeMap<String, String> = overrides
+    fn overrides(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        FieldMapping::for_source(Source::Rollcall, Some(&overrides))
+            .collect()
     }
 
     #[test]
     fn overrides_replace_preset_fields() {
         let payload = json!({"owner": {"id": 7, "work_email": "a@example.com", "email": "old@example.com", "name": "Ann Marie Lee"}});
-        let owners = mapping(&[("email", "/work_email"), ("name", "/name")])
+        let overrides = overrides(&[("email", "/work_email"), ("name", "/name")]);
+        let owners = FieldMapping::for_source(Source::Rollcall, Some(&overrides))
             .owners(&payload)
             .unwrap();
         assert_eq!(owners[0].external_id, "7");
@@ -310,7 +340,8 @@ mod tests {
     #[test]
     fn arrays_of_owners_and_wrong_types_are_named() {
         let payload = json!({"job": {"crew": [{"uid": "a"}, {"uid": "b", "mail": 5}]}});
-        let crew = mapping(&[("owners", "/job/crew"), ("id", "/uid"), ("email", "/mail")]);
+        let crew_fields = overrides(&[("owners", "/job/crew"), ("id", "/uid"), ("email", "/mail")]);
+        let crew = FieldMapping::for_source(Source::Rollcall, Some(&crew_fields));
         let err = crew.owners(&payload).unwrap_err();
         assert!(
             err.to_string()
@@ -319,7 +350,7 @@ mod tests {
         );
         let ok = json!({"job": {"crew": [{"uid": "a"}, {"uid": "b"}]}});
         assert_eq!(crew.owners(&ok).unwrap().len(), 2);
-        let err = mapping(&[])
+        let err = FieldMapping::for_source(Source::Rollcall, None)
             .owners(&json!({"owner": {"id": "a", "status": "gone"}}))
             .unwrap_err();
         assert!(
