@@ -5,16 +5,19 @@
 //! every question joins a queue, and a single task sends whatever has gathered as one
 //! `WHERE id IN (…)` query, with few such queries in flight. When the ingress is idle a question
 //! goes out alone and at once, so batching adds no delay: the batches grow only while earlier
-//! queries run. On PostgreSQL one query is in flight: each costs a round trip and the server's
-//! CPU, which under load is what limits the ingress, so fewer and bigger batches answer more
-//! webhooks. SQLite answers in-process, from several reader connections at once.
+//! queries run. On PostgreSQL one query is in flight, and queries start at most once a
+//! millisecond: each costs a round trip and the server's CPU, which under load is what limits
+//! the ingress, so fewer and bigger batches answer more webhooks. SQLite answers in-process,
+//! from several reader connections at once.
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use domain::EventId;
 use store::{Backend, Store, StoreError};
 use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::time::Instant;
 
 /// Questions waiting beyond this make askers wait for room (back-pressure, not memory growth).
 const QUEUE: usize = 4096;
@@ -25,6 +28,19 @@ const fn in_flight(backend: Backend) -> usize {
     match backend {
         Backend::Postgres => 1,
         Backend::Sqlite => 4,
+    }
+}
+
+/// Least time between the starts of two queries, by database. On PostgreSQL a query answers
+/// in a fraction of a millisecond, so batches sized only by the query in flight stay small
+/// (about 8 ids at 7,000 webhooks a second) and each query's fixed cost — a round trip, a
+/// backend's wake-up — was half the ingress's database work. A millisecond more holds
+/// webhooks only while others arrive; longer pauses cost more throughput than they save,
+/// because each of a sender's connections waits out the pause (measured: 5 ms lost a fifth).
+const fn gather(backend: Backend) -> Duration {
+    match backend {
+        Backend::Postgres => Duration::from_millis(1),
+        Backend::Sqlite => Duration::ZERO,
     }
 }
 
@@ -78,11 +94,17 @@ impl SeenEvents {
 async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
     let slots = Arc::new(Semaphore::new(in_flight(store.backend())));
     // Waiting for a slot before taking questions is what lets batches grow under load.
+    let gather = gather(store.backend());
+    let mut last_sent: Option<Instant> = None;
     while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
+        if let Some(sent) = last_sent {
+            tokio::time::sleep_until(sent + gather).await;
+        }
         let mut questions = Vec::new();
         if incoming.recv_many(&mut questions, MAX_BATCH).await == 0 {
             break;
         }
+        last_sent = Some(Instant::now());
         let store = store.clone();
         tokio::spawn(async move {
             let ids: Vec<EventId> = questions.iter().map(|q| q.event_id).collect();

@@ -134,6 +134,13 @@ impl Store {
                 connect
                     .max_connections(options.max_connections.unwrap_or(16))
                     .min_connections(1)
+                    // By default every checkout first pings the server: one more round trip
+                    // per query, which was a third of the round trips of the ingress's
+                    // duplicate check. A connection that has just been used is alive; one
+                    // idle for a while (a server restart, a proxy's idle cut) is still pinged,
+                    // and one that dies between two uses fails its query, which every caller
+                    // already treats as a passing outage.
+                    .test_before_acquire_if_idle_for(Duration::from_secs(5))
                     // Prepared statements are cached per connection, and after a few runs
                     // PostgreSQL may switch one to a generic plan costed with the table sizes
                     // of that moment. Costed while a table was a few pages (a fresh
