@@ -826,22 +826,7 @@ async fn integration_changes_reach_every_ingress_process() {
 
     // A scheme's parameters, changed through the API process: the ingress process soon
     // refuses a signature as old as the new tolerance forbids.
-    let stripe_secret = "whsec_issued-by-stripe".to_owned();
-    let (status, created) = client
-        .post(
-            "/v1/integrations",
-            &json!({
-                "tenant_id": tenant, "name": "Stripe CRM", "source": "rollcall",
-                "verification": verification("stripe"), "secret": stripe_secret,
-            }),
-        )
-        .await;
-    assert_eq!(status, 201, "{created}");
-    let stripe_id = created["id"].as_str().expect("id").to_owned();
-    let (status, _) = client
-        .post(&format!("/v1/integrations/{stripe_id}/publish"), &json!({}))
-        .await;
-    assert_eq!(status, 200);
+    let (stripe_id, stripe_secret) = integration_for(&client, &tenant, "stripe").await;
     let send_stripe = |n: u32, age_seconds: i64| {
         let client = client.clone();
         let (id, secret) = (stripe_id.clone(), stripe_secret.clone());
