@@ -97,7 +97,10 @@ async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
     let gather = gather(store.backend());
     let mut last_sent: Option<Instant> = None;
     while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
-        if let Some(sent) = last_sent {
+        // No timer at all where there is no pause (SQLite).
+        if !gather.is_zero()
+            && let Some(sent) = last_sent
+        {
             tokio::time::sleep_until(sent + gather).await;
         }
         let mut questions = Vec::new();
