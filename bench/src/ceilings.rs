@@ -46,13 +46,15 @@ pub(crate) async fn serve_http_ceiling(
     addr: &str,
     secret: &str,
     amqp_url: Option<&str>,
+    queue: &str,
 ) -> anyhow::Result<()> {
     let key = Arc::new(STANDARD.decode(secret.trim_start_matches("whsec_"))?);
     let durable = match amqp_url {
         Some(url) => {
             let connection = Connection::connect(url, ConnectionProperties::default()).await?;
             let channel = connection.create_channel().await?;
-            let queue = declare_quorum_queue(&channel).await?;
+            declare_quorum_queue(&channel, queue).await?;
+            let queue = queue.to_owned();
             channel
                 .confirm_select(ConfirmSelectOptions::default())
                 .await?;
@@ -122,7 +124,8 @@ pub(crate) async fn broker(
 ) -> anyhow::Result<Ceiling> {
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
-    let queue = declare_quorum_queue(&channel).await?;
+    let queue = ceiling_queue_name();
+    declare_quorum_queue(&channel, &queue).await?;
     channel
         .confirm_select(ConfirmSelectOptions::default())
         .await?;
@@ -180,9 +183,25 @@ async fn publish(channel: &lapin::Channel, queue: &str, body: &[u8]) -> lapin::R
     Ok(confirm.is_ack() && confirm.take_message().is_none())
 }
 
-/// A quorum queue declared like rollcall's work queue; answers its name.
-async fn declare_quorum_queue(channel: &lapin::Channel) -> lapin::Result<String> {
-    let queue = format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple());
+/// A fresh name for a ceiling's queue.
+pub(crate) fn ceiling_queue_name() -> String {
+    format!("bench-ceiling-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Deletes a ceiling's queue at once, so the broker's work of removing its messages does not
+/// fall on whatever is measured next.
+pub(crate) async fn delete_queue(amqp_url: &str, queue: &str) -> anyhow::Result<()> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    channel
+        .queue_delete(queue.into(), QueueDeleteOptions::default())
+        .await?;
+    let _ = connection.close(200, "done".into()).await;
+    Ok(())
+}
+
+/// A quorum queue named `queue`, declared like rollcall's work queue.
+async fn declare_quorum_queue(channel: &lapin::Channel, queue: &str) -> lapin::Result<()> {
     let mut args = FieldTable::default();
     args.insert(
         "x-queue-type".into(),
@@ -197,7 +216,7 @@ async fn declare_quorum_queue(channel: &lapin::Channel) -> lapin::Result<String>
     );
     channel
         .queue_declare(
-            queue.as_str().into(),
+            queue.into(),
             QueueDeclareOptions {
                 durable: true,
                 ..QueueDeclareOptions::default()
@@ -205,7 +224,7 @@ async fn declare_quorum_queue(channel: &lapin::Channel) -> lapin::Result<String>
             args,
         )
         .await?;
-    Ok(queue)
+    Ok(())
 }
 
 /// Single-row transactional inserts (BEGIN, INSERT, COMMIT) on `concurrency` connections.

@@ -111,6 +111,30 @@ pub(crate) struct Spec {
     pub new_owner_cycle: Option<usize>,
 }
 
+impl Spec {
+    /// As fast as possible until told otherwise, under a run id of its own.
+    pub(crate) fn new(url: &str, integration: &str, secret: &str, conns: usize, mix: Mix) -> Self {
+        Self {
+            url: url.to_owned(),
+            integration: integration.to_owned(),
+            secret: secret.to_owned(),
+            conns,
+            rate: None,
+            count: None,
+            duration: None,
+            mix,
+            run: run_id(),
+            known_pool: 1_000,
+            new_owner_cycle: None,
+        }
+    }
+}
+
+/// A short random id telling one run's owners, databases and directories from another's.
+pub(crate) fn run_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+}
+
 /// What the generator saw.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub(crate) struct Outcome {

@@ -12,6 +12,7 @@ mod ceilings;
 mod deployment;
 mod load;
 mod report;
+mod rounds;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -21,8 +22,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::deployment::Deployment;
-use crate::load::{Mix, Spec};
+use crate::load::{Mix, Spec, run_id};
 use crate::report::{Burst, DeploymentReport, Report, Steady};
+use crate::rounds::{Endpoint, Measured, Schedule};
 
 #[derive(Debug, Parser)]
 #[command(name = "rollcall-bench", about = "Benchmarks for rollcall")]
@@ -107,12 +109,18 @@ enum Command {
         /// Publish each verified body to a quorum queue here, confirmed, before answering.
         #[arg(long)]
         amqp_url: Option<String>,
+        /// The quorum queue's name (a fresh one by default).
+        #[arg(long)]
+        queue: Option<String>,
     },
 }
 
 /// Sizes of one benchmark run.
 #[derive(Debug, Clone, Copy)]
 struct Sizes {
+    /// Throughput phases (ingress and the HTTP ceilings).
+    ingress: Schedule,
+    /// The broker and database ceilings' single phase.
     phase: Duration,
     burst_events: usize,
     burst_owners: usize,
@@ -121,6 +129,11 @@ struct Sizes {
 }
 
 const FULL: Sizes = Sizes {
+    ingress: Schedule {
+        warmup: Duration::from_secs(2),
+        phase: Duration::from_secs(4),
+        rounds: 3,
+    },
     phase: Duration::from_secs(10),
     burst_events: 20_000,
     burst_owners: 5_000,
@@ -129,6 +142,11 @@ const FULL: Sizes = Sizes {
 };
 
 const QUICK: Sizes = Sizes {
+    ingress: Schedule {
+        warmup: Duration::from_secs(1),
+        phase: Duration::from_secs(2),
+        rounds: 1,
+    },
     phase: Duration::from_secs(3),
     burst_events: 4_000,
     burst_owners: 1_000,
@@ -145,67 +163,75 @@ const BURST_PROBE: usize = 16;
 
 const BENCH_SECRET: &str = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
 
-fn run_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
+/// A running `rollcall-bench ceiling-server`.
+struct CeilingServer {
+    process: tokio::process::Child,
+    endpoint: Endpoint,
+    /// The broker and the queue it publishes to, if it does.
+    queue: Option<(String, String)>,
 }
 
-fn spec(url: &str, integration: &str, secret: &str, conns: usize, mix: Mix) -> Spec {
-    Spec {
-        url: url.to_owned(),
-        integration: integration.to_owned(),
-        secret: secret.to_owned(),
-        conns,
-        rate: None,
-        count: None,
-        duration: None,
-        mix,
-        run: run_id(),
-        known_pool: 1_000,
-        new_owner_cycle: None,
+impl CeilingServer {
+    /// The HMAC-only endpoint; with `amqp_url`, answering once the body is confirmed by a
+    /// quorum queue there.
+    async fn start(amqp_url: Option<&str>) -> anyhow::Result<Self> {
+        let exe = std::env::current_exe()?;
+        let mut command = tokio::process::Command::new(exe);
+        command.args(["ceiling-server", "--secret", BENCH_SECRET]);
+        let queue = amqp_url.map(|url| (url.to_owned(), ceilings::ceiling_queue_name()));
+        if let Some((url, queue)) = &queue {
+            command.args(["--amqp-url", url, "--queue", queue]);
+        }
+        let mut process = command
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()?;
+        let stdout = process.stdout.take().context("stdout")?;
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+        let url = lines
+            .next_line()
+            .await?
+            .and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
+            .context("the ceiling server did not start")?;
+        Ok(Self {
+            process,
+            endpoint: Endpoint {
+                url,
+                integration: "ceiling".to_owned(),
+                secret: BENCH_SECRET.to_owned(),
+            },
+            queue,
+        })
     }
-}
 
-/// Starts `rollcall-bench ceiling-server` and answers its base URL.
-async fn ceiling_server(amqp_url: Option<&str>) -> anyhow::Result<(tokio::process::Child, String)> {
-    let exe = std::env::current_exe()?;
-    let mut command = tokio::process::Command::new(exe);
-    command.args(["ceiling-server", "--secret", BENCH_SECRET]);
-    if let Some(url) = amqp_url {
-        command.args(["--amqp-url", url]);
+    /// Stops the server and deletes its queue.
+    async fn stop(mut self) -> anyhow::Result<()> {
+        let _ = self.process.kill().await;
+        if let Some((url, queue)) = &self.queue {
+            ceilings::delete_queue(url, queue).await?;
+        }
+        Ok(())
     }
-    let mut server = command
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stdout = server.stdout.take().context("stdout")?;
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let url = lines
-        .next_line()
-        .await?
-        .and_then(|line| line.strip_prefix("listening on ").map(str::to_owned))
-        .context("the ceiling server did not start")?;
-    Ok((server, url))
 }
 
 /// The ceiling server under load at 64 and 256 connections.
 async fn ceiling_load(
     sizes: Sizes,
     amqp_url: Option<&str>,
-) -> anyhow::Result<BTreeMap<usize, load::Outcome>> {
-    let (mut server, url) = ceiling_server(amqp_url).await?;
+) -> anyhow::Result<BTreeMap<usize, Measured>> {
+    let server = CeilingServer::start(amqp_url).await?;
     let mut figures = BTreeMap::new();
     for conns in [64, 256] {
-        let mut spec = spec(
-            &url,
-            "ceiling",
-            BENCH_SECRET,
+        let measured = rounds::in_turn(
+            &[&server.endpoint],
             conns,
             Mix::parse(INGRESS_MIX)?,
-        );
-        spec.duration = Some(sizes.phase);
-        figures.insert(conns, load::run(spec).await?);
+            sizes.ingress,
+        )
+        .await?;
+        figures.insert(conns, measured.into_iter().next().unwrap_or_default());
     }
-    let _ = server.kill().await;
+    server.stop().await?;
     Ok(figures)
 }
 
@@ -232,22 +258,41 @@ async fn measure(
     deployment: &mut Deployment,
     sizes: Sizes,
     start_workers: &[&str],
+    ceiling_in_turn: Option<&str>,
 ) -> anyhow::Result<DeploymentReport> {
     let name = deployment.name;
     let ingress_url = deployment.ingress_url()?;
     let (integration, secret) = deployment::integration(&deployment.admin_url()?).await?;
     let mut report = DeploymentReport::default();
+    let rollcall = Endpoint {
+        url: ingress_url.clone(),
+        integration: integration.clone(),
+        secret: secret.clone(),
+    };
+    // Compared with the broker ceiling through HTTP, that ceiling takes its phases in turn
+    // with rollcall's, on a queue of the same broker.
+    let ceiling = match ceiling_in_turn {
+        Some(amqp_url) => Some(CeilingServer::start(Some(amqp_url)).await?),
+        None => None,
+    };
     for conns in [64, 256] {
         eprintln!("{name}: ingress at {conns} connections…");
-        let mut spec = spec(
-            &ingress_url,
-            &integration,
-            &secret,
-            conns,
-            Mix::parse(INGRESS_MIX)?,
-        );
-        spec.duration = Some(sizes.phase);
-        report.ingress.insert(conns, load::run(spec).await?);
+        let mix = Mix::parse(INGRESS_MIX)?;
+        let mut endpoints = vec![&rollcall];
+        endpoints.extend(ceiling.as_ref().map(|server| &server.endpoint));
+        let mut measured = rounds::in_turn(&endpoints, conns, mix, sizes.ingress)
+            .await?
+            .into_iter();
+        let ours = measured.next().unwrap_or_default();
+        if let Some(theirs) = measured.next() {
+            report
+                .ingress_vs_ceiling_in_turn
+                .insert(conns, rounds::paired(&ours, theirs));
+        }
+        report.ingress.insert(conns, ours);
+    }
+    if let Some(server) = ceiling {
+        server.stop().await?;
     }
     if !start_workers.is_empty() {
         deployment.spawn(start_workers).await?;
@@ -260,7 +305,7 @@ async fn measure(
         sizes.burst_events, sizes.burst_owners
     );
     let since = std::time::SystemTime::now();
-    let mut burst = spec(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
+    let mut burst = Spec::new(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
     burst.count = Some(sizes.burst_events);
     burst.new_owner_cycle = Some(sizes.burst_owners);
     // The owners provisioned last, probed before the full counts are asked.
@@ -318,7 +363,7 @@ async fn measure(
     deployment.drain(Duration::from_secs(600)).await?;
 
     eprintln!("{name}: steady {} events/s…", sizes.steady_rate);
-    let mut steady = spec(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
+    let mut steady = Spec::new(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
     steady.rate = Some(sizes.steady_rate);
     steady.duration = Some(sizes.steady);
     let run = steady.run.clone();
@@ -368,7 +413,7 @@ async fn embedded(binary: PathBuf, sizes: Sizes) -> anyhow::Result<DeploymentRep
         db: None,
     };
     deployment.spawn(&[]).await?;
-    let result = measure(&mut deployment, sizes, &[]).await;
+    let result = measure(&mut deployment, sizes, &[], None).await;
     deployment.stop().await?;
     result
 }
@@ -409,7 +454,7 @@ async fn distributed(
     };
     deployment.spawn(&["admin"]).await?;
     deployment.spawn(&["ingress"]).await?;
-    let result = measure(&mut deployment, sizes, &["worker"]).await;
+    let result = measure(&mut deployment, sizes, &["worker"], Some(amqp_url)).await;
     deployment.stop().await?;
     result
 }
@@ -486,7 +531,7 @@ fn main() -> std::process::ExitCode {
                 mix,
                 new_owner_cycle,
             } => {
-                let mut spec = spec(&url, &integration, &secret, conns, Mix::parse(&mix)?);
+                let mut spec = Spec::new(&url, &integration, &secret, conns, Mix::parse(&mix)?);
                 spec.rate = rate;
                 spec.count = count;
                 spec.new_owner_cycle = new_owner_cycle;
@@ -499,7 +544,11 @@ fn main() -> std::process::ExitCode {
                 addr,
                 secret,
                 amqp_url,
-            } => ceilings::serve_http_ceiling(&addr, &secret, amqp_url.as_deref()).await,
+                queue,
+            } => {
+                let queue = queue.unwrap_or_else(ceilings::ceiling_queue_name);
+                ceilings::serve_http_ceiling(&addr, &secret, amqp_url.as_deref(), &queue).await
+            }
         }
     });
     match result {

@@ -8,16 +8,17 @@ use serde::Serialize;
 
 use crate::ceilings::Ceiling;
 use crate::load::Outcome;
+use crate::rounds::{Measured, Paired};
 
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct Ceilings {
     /// HMAC-only HTTP endpoint, by connections.
-    pub http: BTreeMap<usize, Outcome>,
+    pub http: BTreeMap<usize, Measured>,
     /// Confirmed publishes to a quorum queue.
     pub broker: Ceiling,
     /// The HMAC-only endpoint answering once the body is confirmed by a quorum queue (durable
     /// 2xx per second), by connections: the least any durable ingress does per request.
-    pub http_durable: BTreeMap<usize, Outcome>,
+    pub http_durable: BTreeMap<usize, Measured>,
     /// Single-row PostgreSQL transactions.
     pub database: Ceiling,
 }
@@ -46,7 +47,10 @@ pub(crate) struct Steady {
 #[derive(Debug, Default, Serialize)]
 pub(crate) struct DeploymentReport {
     /// Mixed load (70 % new owners, 20 % known, 5 % duplicates, 5 % invalid), by connections.
-    pub ingress: BTreeMap<usize, Outcome>,
+    pub ingress: BTreeMap<usize, Measured>,
+    /// The broker ceiling through HTTP measured in turn with `ingress` (distributed only), by
+    /// connections, with the per-round ratios: the fair comparison on a shared machine.
+    pub ingress_vs_ceiling_in_turn: BTreeMap<usize, Paired>,
     pub burst: Option<Burst>,
     pub steady: Option<Steady>,
     /// Peak resident set (VmHWM) of each process, MiB.
@@ -93,13 +97,10 @@ impl Report {
                 met: measured >= target,
             });
         };
-        if let (Some(ceilings), Some(distributed)) = (&self.ceilings, &self.distributed)
-            && let Some(ingress) = distributed.ingress.get(&64)
-            && let Some(durable) = ceilings.http_durable.get(&64)
-        {
+        if let Some(ratio) = self.durable_ratio(64) {
             at_least(
                 "distributed ingress / broker ceiling through HTTP, 64 connections",
-                ingress.accepted_per_second / durable.accepted_per_second.max(1e-9),
+                ratio,
                 0.7,
                 "",
             );
@@ -117,7 +118,7 @@ impl Report {
         {
             at_least(
                 "embedded accepted per second",
-                ingress.accepted_per_second,
+                ingress.median.accepted_per_second,
                 1000.0,
                 "",
             );
@@ -133,7 +134,7 @@ impl Report {
         if let Some(ingress) = self.distributed.as_ref().and_then(|d| d.ingress.get(&64)) {
             below(
                 "distributed ingress p99 ms at 64 connections",
-                ingress.p99_ms,
+                ingress.median.p99_ms,
                 50.0,
             );
         }
@@ -155,6 +156,18 @@ impl Report {
         self.targets = targets;
     }
 
+    /// Distributed ingress / broker ceiling through HTTP: the median of the rounds taken in
+    /// turn; failing that, against the ceiling measured in the ceilings scenario.
+    fn durable_ratio(&self, conns: usize) -> Option<f64> {
+        let distributed = self.distributed.as_ref()?;
+        if let Some(paired) = distributed.ingress_vs_ceiling_in_turn.get(&conns) {
+            return Some(paired.ratio);
+        }
+        let ingress = distributed.ingress.get(&conns)?;
+        let durable = self.ceilings.as_ref()?.http_durable.get(&conns)?;
+        Some(ingress.median.accepted_per_second / durable.median.accepted_per_second.max(1e-9))
+    }
+
     pub(crate) fn markdown(&self) -> String {
         let mut out = String::new();
         let _ = writeln!(
@@ -172,7 +185,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "| HTTP, HMAC only (p99 {:.1} ms) | {:.0} | {conns} |",
-                    http.p99_ms, http.accepted_per_second
+                    http.median.p99_ms, http.median.accepted_per_second
                 );
             }
             let _ = writeln!(
@@ -184,7 +197,7 @@ impl Report {
                 let _ = writeln!(
                     out,
                     "| HTTP, HMAC, then a confirmed publish (p99 {:.1} ms) | {:.0} | {conns} |",
-                    durable.p99_ms, durable.accepted_per_second
+                    durable.median.p99_ms, durable.median.accepted_per_second
                 );
             }
             let _ = writeln!(
@@ -197,13 +210,7 @@ impl Report {
             self.ceilings
                 .as_ref()
                 .and_then(|c| c.http.get(conns))
-                .map(|o| o.accepted_per_second)
-        };
-        let durable = |conns: &usize| {
-            self.ceilings
-                .as_ref()
-                .and_then(|c| c.http_durable.get(conns))
-                .map(|o| o.accepted_per_second)
+                .map(|o| o.median.accepted_per_second)
         };
         let database = self.ceilings.as_ref().map(|c| c.database.per_second);
         for (name, deployment) in [
@@ -217,15 +224,13 @@ impl Report {
                 out,
                 "### {name}\n\n| measure | value | vs ceiling |\n|---|---:|---:|"
             );
-            for (conns, ingress) in &deployment.ingress {
+            for (conns, measured) in &deployment.ingress {
+                let ingress = &measured.median;
                 let mut versus = Vec::new();
                 if name == "distributed"
-                    && let Some(durable) = durable(conns)
+                    && let Some(ratio) = self.durable_ratio(*conns)
                 {
-                    versus.push(format!(
-                        "{:.2} of HTTP + broker",
-                        ingress.accepted_per_second / durable
-                    ));
+                    versus.push(format!("{ratio:.2} of HTTP + broker"));
                 }
                 if let Some(http) = http(conns) {
                     versus.push(format!("{:.2} of HTTP", ingress.accepted_per_second / http));
@@ -235,6 +240,15 @@ impl Report {
                     out,
                     "| ingress at {conns} connections: accepted/s (p50 / p99 / max ms) | {:.0} ({:.1} / {:.1} / {:.1}) | {versus} |",
                     ingress.accepted_per_second, ingress.p50_ms, ingress.p99_ms, ingress.max_ms
+                );
+            }
+            for (conns, paired) in &deployment.ingress_vs_ceiling_in_turn {
+                let ratios: Vec<String> = paired.ratios.iter().map(|r| format!("{r:.2}")).collect();
+                let _ = writeln!(
+                    out,
+                    "| broker ceiling through HTTP, in turn at {conns} connections: per second | {:.0} | rounds: {} |",
+                    paired.ceiling.median.accepted_per_second,
+                    ratios.join(", ")
                 );
             }
             if let Some(burst) = &deployment.burst {
