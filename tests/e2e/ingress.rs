@@ -5,10 +5,12 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use crate::support::proxy::Proxy;
 use crate::support::schemes::{
     KeyServer, SALESFORCE_ORG, crm_issues_secret, has_timestamp, salesforce_message, sign,
     verification,
 };
+use crate::support::services::postgres_addr;
 use crate::support::{Backend, Client, Spawn, TestEnv, event, eventually, now_seconds, owner};
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -887,4 +889,51 @@ async fn integration_changes_reach_every_ingress_process() {
     .await;
     drop((api, intake));
     env.cleanup().await;
+}
+
+/// The duplicate check keeps a PostgreSQL connection of its own. When the database link is cut
+/// a repeated delivery is queued rather than refused (the consumer ignores it), and once the
+/// link is back the check takes a fresh connection: repeats are answered "duplicate" again.
+#[tokio::test]
+async fn the_duplicate_check_recovers_from_a_cut_database_link() {
+    let Some(env) = TestEnv::new(Backend::PostgresRabbit).await else {
+        return;
+    };
+    let db = Proxy::start(&postgres_addr()).await;
+    let process = env
+        .spawn(Spawn {
+            database_url: Some(env.database_url_via(&db.addr)),
+            ..Spawn::default()
+        })
+        .await;
+    let client = Client::new(&process);
+    let tenant = client.create_tenant("Acme").await;
+    let integration = client.create_integration(&tenant, json!({})).await;
+    let body = event(
+        "evt_cut",
+        "opportunity.updated",
+        &owner("C1", "Cy", "Cut", "cy@example.com"),
+    );
+    let (status, answer) = client.send(&integration, "msg_cut", &body).await;
+    assert_eq!(status, 202, "{answer}");
+    eventually("the event to be processed", WAIT, || async {
+        (client.events("").await.len() == 1).then_some(())
+    })
+    .await;
+    let (status, answer) = client.send(&integration, "msg_cut", &body).await;
+    assert_eq!((status, &answer["status"]), (200, &json!("duplicate")));
+
+    db.cut();
+    let (status, answer) = client.send(&integration, "msg_cut", &body).await;
+    assert_eq!(
+        (status, &answer["status"]),
+        (202, &json!("queued")),
+        "without the event log, a repeat is queued, not refused"
+    );
+    db.restore();
+    eventually("repeats to be answered duplicate again", WAIT, || async {
+        let (status, answer) = client.send(&integration, "msg_cut", &body).await;
+        (status == 200 && answer["status"] == "duplicate").then_some(())
+    })
+    .await;
 }

@@ -2,21 +2,21 @@
 //!
 //! Under load, dozens of webhooks arrive while one query runs; asking for each on its own would
 //! cost a database round trip, a pooled connection and a backend's CPU per webhook. Instead
-//! every question joins a queue, and a single task sends whatever has gathered as one
-//! `WHERE id IN (…)` query, with few such queries in flight. When the ingress is idle a question
+//! every question joins a queue, and a single task sends whatever has gathered as one query,
+//! with few such queries in flight. When the ingress is idle a question
 //! goes out alone and at once, so batching adds no delay: the batches grow only while earlier
-//! queries run. On PostgreSQL one query is in flight, and queries start at most once a
-//! millisecond: each costs a round trip and the server's CPU, which under load is what limits
-//! the ingress, so fewer and bigger batches answer more webhooks. SQLite answers in-process,
-//! from several reader connections at once.
+//! queries run. On PostgreSQL one query is in flight, on a connection kept for it
+//! ([`store::EventLogProbe`]), and queries start at most once a millisecond: each costs a round
+//! trip and the server's CPU, which under load is what limits the ingress, so fewer and bigger
+//! batches answer more webhooks. SQLite answers in-process, from several reader connections at
+//! once.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
 use domain::EventId;
-use store::{Backend, Store, StoreError};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use store::{Backend, EventLogProbe, Store, StoreError};
+use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 /// Questions waiting beyond this make askers wait for room (back-pressure, not memory growth).
@@ -92,11 +92,16 @@ impl SeenEvents {
 }
 
 async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
-    let slots = Arc::new(Semaphore::new(in_flight(store.backend())));
-    // Waiting for a slot before taking questions is what lets batches grow under load.
+    // One probe per query in flight: waiting for a free probe before taking questions is
+    // what lets batches grow under load.
+    let in_flight = in_flight(store.backend());
+    let (free, mut probes) = mpsc::channel::<EventLogProbe>(in_flight);
+    for _ in 0..in_flight {
+        let _ = free.try_send(store.event_log_probe());
+    }
     let gather = gather(store.backend());
     let mut last_sent: Option<Instant> = None;
-    while let Ok(slot) = Arc::clone(&slots).acquire_owned().await {
+    while let Some(probe) = probes.recv().await {
         // No timer at all where there is no pause (SQLite).
         if !gather.is_zero()
             && let Some(sent) = last_sent
@@ -108,10 +113,16 @@ async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
             break;
         }
         last_sent = Some(Instant::now());
-        let store = store.clone();
+        let mut lent = Lent {
+            probe: Some(probe),
+            free: free.clone(),
+        };
         tokio::spawn(async move {
             let ids: Vec<EventId> = questions.iter().map(|q| q.event_id).collect();
-            match store.recorded_events(&ids).await {
+            let Some(probe) = lent.probe.as_mut() else {
+                return;
+            };
+            match probe.recorded(&ids).await {
                 Ok(recorded) => answer_all(questions, &recorded),
                 Err(err) => {
                     for question in questions {
@@ -119,8 +130,22 @@ async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
                     }
                 }
             }
-            drop(slot);
         });
+    }
+}
+
+/// A probe out on a query; it goes back to the free ones when the query ends, however it ends.
+struct Lent {
+    probe: Option<EventLogProbe>,
+    free: mpsc::Sender<EventLogProbe>,
+}
+
+impl Drop for Lent {
+    fn drop(&mut self) {
+        if let Some(probe) = self.probe.take() {
+            // The channel holds every probe there is, so there is always room.
+            let _ = self.free.try_send(probe);
+        }
     }
 }
 

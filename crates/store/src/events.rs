@@ -2,6 +2,7 @@
 //! Its unique key `(integration_id, provider_event_id)` is what makes redelivery harmless.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use domain::{EventId, EventOutcome, ImportId, IntegrationId, TenantId, Timestamp, UserId};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -9,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entities::event;
 use crate::page::{self, Cursor, Page};
-use crate::{Result, Store, StoreError};
+use crate::{Backend, Result, Store, StoreError};
 
 /// What happened to one owner named by an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -141,6 +142,16 @@ impl Store {
         Ok(rows.into_iter().map(EventId::from_uuid).collect())
     }
 
+    /// A probe asking the event log which events it holds, for one question at a time (see
+    /// [`EventLogProbe`]).
+    #[must_use]
+    pub fn event_log_probe(&self) -> EventLogProbe {
+        EventLogProbe {
+            store: self.clone(),
+            held: None,
+        }
+    }
+
     pub async fn event(&self, id: EventId) -> Result<Option<EventRecord>> {
         event::Entity::find_by_id(id.as_uuid())
             .one(self.db())
@@ -191,4 +202,87 @@ impl Store {
             EventRecord::try_from,
         )
     }
+}
+
+/// Asks the event log which of many events it holds, one question at a time, as cheaply as
+/// the database allows: the ingress asks this hundreds of times a second.
+///
+/// On PostgreSQL the probe keeps a pooled connection between questions instead of returning
+/// it: SQLx pings every connection it takes back, so a query on a pooled connection costs two
+/// round trips and two wake-ups of the server, and the question is one prepared statement
+/// (`= ANY($1)`) whatever the number of ids, where an `IN` list is a statement per length. A
+/// connection idle for a while is pinged before use (as the pool does); one that fails is
+/// closed and the next question takes another. On SQLite, which answers in-process, it
+/// queries through the pool.
+#[derive(Debug)]
+pub struct EventLogProbe {
+    store: Store,
+    held: Option<Held>,
+}
+
+#[derive(Debug)]
+struct Held {
+    connection: sea_orm::sqlx::pool::PoolConnection<sea_orm::sqlx::Postgres>,
+    last_used: Instant,
+}
+
+/// A held connection idle longer than this is pinged before its next question, like the pool's
+/// connections (see `Store::connect`).
+const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
+
+impl EventLogProbe {
+    /// Which of `ids` the event log holds.
+    pub async fn recorded(&mut self, ids: &[EventId]) -> Result<HashSet<EventId>> {
+        if ids.is_empty() {
+            return Ok(HashSet::new());
+        }
+        if self.store.backend() == Backend::Sqlite {
+            return self.store.recorded_events(ids).await;
+        }
+        let mut held = self.take_connection().await?;
+        let uuids: Vec<uuid::Uuid> = ids.iter().map(|id| id.as_uuid()).collect();
+        let rows = sea_orm::sqlx::query_scalar::<_, uuid::Uuid>(
+            "SELECT id FROM events WHERE id = ANY($1)",
+        )
+        .bind(uuids)
+        .fetch_all(&mut *held.connection)
+        .await;
+        match rows {
+            Ok(rows) => {
+                held.last_used = Instant::now();
+                self.held = Some(held);
+                Ok(rows.into_iter().map(EventId::from_uuid).collect())
+            }
+            Err(err) => {
+                // It failed, so it may be broken: closed (when dropped here) instead of
+                // returned to the pool.
+                held.connection.close_on_drop();
+                Err(sqlx_error(err))
+            }
+        }
+    }
+
+    /// The held connection (pinged first if idle a while), or one newly taken from the pool.
+    async fn take_connection(&mut self) -> Result<Held> {
+        use sea_orm::sqlx::Connection;
+        if let Some(mut held) = self.held.take() {
+            if held.last_used.elapsed() <= PING_IF_IDLE_FOR || held.connection.ping().await.is_ok()
+            {
+                return Ok(held);
+            }
+            held.connection.close_on_drop();
+        }
+        let pool = self.store.db().get_postgres_connection_pool();
+        let connection = pool.acquire().await.map_err(sqlx_error)?;
+        Ok(Held {
+            connection,
+            last_used: Instant::now(),
+        })
+    }
+}
+
+fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
+    StoreError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
+        err.into(),
+    )))
 }
