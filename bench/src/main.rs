@@ -131,7 +131,7 @@ struct Sizes {
 const FULL: Sizes = Sizes {
     ingress: Schedule {
         warmup: Duration::from_secs(2),
-        phase: Duration::from_secs(4),
+        phase: Duration::from_secs(3),
         rounds: 3,
     },
     phase: Duration::from_secs(10),
