@@ -80,6 +80,13 @@ impl From<DbErr> for StoreError {
     }
 }
 
+/// SQLx used directly (a connection held outside sea-orm) fails the way sea-orm's queries do.
+impl From<sea_orm::sqlx::Error> for StoreError {
+    fn from(err: sea_orm::sqlx::Error) -> Self {
+        StoreError::from(DbErr::Query(RuntimeErr::SqlxError(err.into())))
+    }
+}
+
 impl From<serde_json::Error> for StoreError {
     fn from(err: serde_json::Error) -> Self {
         StoreError::Corrupt(err.to_string())

@@ -2,7 +2,7 @@
 //! Its unique key `(integration_id, provider_event_id)` is what makes redelivery harmless.
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use domain::{EventId, EventOutcome, ImportId, IntegrationId, TenantId, Timestamp, UserId};
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::entities::event;
 use crate::page::{self, Cursor, Page};
-use crate::{Backend, Result, Store, StoreError};
+use crate::{Backend, PING_IF_IDLE_FOR, Result, Store, StoreError};
 
 /// What happened to one owner named by an event.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -226,10 +226,6 @@ struct Held {
     last_used: Instant,
 }
 
-/// A held connection idle longer than this is pinged before its next question, like the pool's
-/// connections (see `Store::connect`).
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(5);
-
 impl EventLogProbe {
     /// Which of `ids` the event log holds.
     pub async fn recorded(&mut self, ids: &[EventId]) -> Result<HashSet<EventId>> {
@@ -257,7 +253,7 @@ impl EventLogProbe {
                 // It failed, so it may be broken: closed (when dropped here) instead of
                 // returned to the pool.
                 held.connection.close_on_drop();
-                Err(sqlx_error(err))
+                Err(err.into())
             }
         }
     }
@@ -273,16 +269,10 @@ impl EventLogProbe {
             held.connection.close_on_drop();
         }
         let pool = self.store.db().get_postgres_connection_pool();
-        let connection = pool.acquire().await.map_err(sqlx_error)?;
+        let connection = pool.acquire().await?;
         Ok(Held {
             connection,
             last_used: Instant::now(),
         })
     }
-}
-
-fn sqlx_error(err: sea_orm::sqlx::Error) -> StoreError {
-    StoreError::from(sea_orm::DbErr::Query(sea_orm::RuntimeErr::SqlxError(
-        err.into(),
-    )))
 }

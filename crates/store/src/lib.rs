@@ -56,6 +56,10 @@ pub use tenants::{Tenant, TenantChanges};
 pub use tokens::{ApiToken, TokenKind};
 pub use users::{IdentityRecord, ManualUser, UserEdit, UserFilter, UserRecord};
 
+/// A PostgreSQL connection idle longer than this is pinged before its next use: by the pool on
+/// checkout, and by [`EventLogProbe`] for the connection it keeps.
+pub(crate) const PING_IF_IDLE_FOR: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Which database engine a [`Store`] talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -140,7 +144,7 @@ impl Store {
                     // idle for a while (a server restart, a proxy's idle cut) is still pinged,
                     // and one that dies between two uses fails its query, which every caller
                     // already treats as a passing outage.
-                    .test_before_acquire_if_idle_for(Duration::from_secs(5))
+                    .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
                     // Prepared statements are cached per connection, and after a few runs
                     // PostgreSQL may switch one to a generic plan costed with the table sizes
                     // of that moment. Costed while a table was a few pages (a fresh
