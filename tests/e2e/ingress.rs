@@ -892,8 +892,8 @@ async fn integration_changes_reach_every_ingress_process() {
 }
 
 /// The duplicate check keeps a PostgreSQL connection of its own. When the database link is cut
-/// a repeated delivery is queued rather than refused (the consumer ignores it), and once the
-/// link is back the check takes a fresh connection: repeats are answered "duplicate" again.
+/// a repeated delivery is queued unchecked or refused for a retry, and once the link is back
+/// the check takes a fresh connection: repeats are answered "duplicate" again.
 #[tokio::test]
 async fn the_duplicate_check_recovers_from_a_cut_database_link() {
     let Some(env) = TestEnv::new(Backend::PostgresRabbit).await else {
@@ -924,11 +924,13 @@ async fn the_duplicate_check_recovers_from_a_cut_database_link() {
     assert_eq!((status, &answer["status"]), (200, &json!("duplicate")));
 
     db.cut();
+    // Without the database a repeat is queued unchecked, or, once the integration cache has
+    // lost its change feed and must read the database, refused with 503 for a later retry:
+    // never answered as new work lost or as a server error.
     let (status, answer) = client.send(&integration, "msg_cut", &body).await;
-    assert_eq!(
-        (status, &answer["status"]),
-        (202, &json!("queued")),
-        "without the event log, a repeat is queued, not refused"
+    assert!(
+        (status == 202 && answer["status"] == "queued") || status == 503,
+        "{status} {answer}"
     );
     db.restore();
     eventually("repeats to be answered duplicate again", WAIT, || async {
