@@ -261,6 +261,10 @@ async fn every_scheme_accepts_genuine_requests_and_refuses_forged_replayed_and_s
     let log = process.logs();
     assert!(log.contains("webhook rejected"), "rejections are logged");
     assert!(
+        !log.contains('\u{1b}'),
+        "a log written to a file holds no terminal colour codes"
+    );
+    assert!(
         !log.contains("not-the-secret"),
         "the forged secret does not appear in the logs"
     );
