@@ -353,6 +353,32 @@ impl Deployment {
         }
     }
 
+    /// Puts the database's own background work behind it before a measured phase, as pgbench
+    /// does before its runs: the previous phase's writes would otherwise bring autovacuum, and
+    /// on PostgreSQL a checkpoint, into the middle of the next measurement. PostgreSQL gets
+    /// `VACUUM (ANALYZE)` and `CHECKPOINT` (which needs a superuser or `pg_checkpoint`: without
+    /// the right it is left out, with a note); SQLite folds its write-ahead log back into the
+    /// database file.
+    pub(crate) async fn settle_database(&mut self) -> anyhow::Result<()> {
+        let db = self.database().await?;
+        match db.get_database_backend() {
+            sea_orm::DbBackend::Postgres => {
+                db.execute_unprepared("VACUUM (ANALYZE)")
+                    .await
+                    .context("VACUUM (ANALYZE) before the phase")?;
+                if let Err(err) = db.execute_unprepared("CHECKPOINT").await {
+                    eprintln!("{}: no CHECKPOINT before the phase: {err}", self.name);
+                }
+            }
+            _ => {
+                db.execute_unprepared("PRAGMA wal_checkpoint(TRUNCATE)")
+                    .await
+                    .context("checkpointing SQLite's write-ahead log before the phase")?;
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) async fn stop(mut self) -> anyhow::Result<()> {
         for process in self.processes.drain(..) {
             process.stop().await;
