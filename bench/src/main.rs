@@ -257,8 +257,8 @@ async fn ceilings(sizes: Sizes, pg_url: &str, amqp_url: &str) -> anyhow::Result<
     })
 }
 
-/// Ingress at 64 and 256 connections, then (workers running) a burst of new owners and a
-/// steady stream.
+/// Ingress at 64 and 256 connections, then (workers running) bursts of new owners and a
+/// steady stream, each on a drained backlog and a settled database.
 async fn measure(
     deployment: &mut Deployment,
     sizes: Sizes,
