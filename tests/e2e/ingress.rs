@@ -942,4 +942,6 @@ async fn the_duplicate_check_recovers_from_a_cut_database_link() {
         (status == 200 && answer["status"] == "duplicate").then_some(())
     })
     .await;
+    drop(process);
+    env.cleanup().await;
 }
