@@ -310,7 +310,7 @@ async fn measure(
             "{name}: burst {trial} of {}: {} events for {} new owners…",
             sizes.bursts, sizes.burst_events, sizes.burst_owners
         );
-        let burst = burst(deployment, sizes, &ingress_url, &integration, &secret).await?;
+        let burst = burst(deployment, sizes, &rollcall).await?;
         report.bursts.push(burst);
         deployment.drain(Duration::from_secs(600)).await?;
     }
@@ -354,13 +354,17 @@ async fn measure(
 async fn burst(
     deployment: &mut Deployment,
     sizes: Sizes,
-    ingress_url: &str,
-    integration: &str,
-    secret: &str,
+    rollcall: &Endpoint,
 ) -> anyhow::Result<Burst> {
     let name = deployment.name;
     let since = std::time::SystemTime::now();
-    let mut burst = Spec::new(ingress_url, integration, secret, 64, Mix::NEW_ONLY);
+    let mut burst = Spec::new(
+        &rollcall.url,
+        &rollcall.integration,
+        &rollcall.secret,
+        64,
+        Mix::NEW_ONLY,
+    );
     burst.count = Some(sizes.burst_events);
     burst.new_owner_cycle = Some(sizes.burst_owners);
     // The owners provisioned last, probed before the full counts are asked.
@@ -381,7 +385,9 @@ async fn burst(
         if sent.is_none() && sending.is_finished() {
             sent = Some((&mut sending).await??);
         }
-        let (users, invited) = deployment.provisioned(integration, &sample).await?;
+        let (users, invited) = deployment
+            .provisioned(&rollcall.integration, &sample)
+            .await?;
         if users_done.is_none()
             && users == sampled
             && deployment.created_since("users", since, "").await? >= owners
