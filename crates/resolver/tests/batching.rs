@@ -2,7 +2,9 @@
 //! same users, links, invitations, issues and event log. Random event sequences (a small pool
 //! of owners and emails, so that owners collide, change email, leave and come back, miss
 //! fields and steal each other's addresses) are applied to two fresh databases, one event per
-//! transaction on one and random batch sizes on the other, and the two are compared.
+//! transaction on one and random batch sizes on the other, and the two are compared. The
+//! batches run on SQLite and, in a second test, on PostgreSQL, whose statements differ (arrays,
+//! `UNNEST` and JSON rows instead of lists and multi-row `VALUES`).
 
 // Test code: a failed expectation is the test failing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -24,12 +26,25 @@ use store::{
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    database: Database,
     store: Store,
     provisioner: Provisioner,
     tenant: TenantId,
     /// One integration matching by owner id, one by email.
     integrations: [(IntegrationId, IntegrationSettings); 2],
+}
+
+/// Where a fixture's store lives, removed when the test is done with it.
+enum Database {
+    Sqlite(tempfile::TempDir),
+    /// The server's admin connection and the database's name.
+    Postgres(sea_orm::DatabaseConnection, String),
+}
+
+/// The PostgreSQL server the end-to-end suite uses too.
+fn postgres_admin_url() -> String {
+    std::env::var("ROLLCALL_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 async fn fixture() -> Fixture {
@@ -38,6 +53,50 @@ async fn fixture() -> Fixture {
         "sqlite://{}?mode=rwc",
         dir.path().join("db.sqlite").display()
     );
+    fixture_at(url, Database::Sqlite(dir)).await
+}
+
+/// A fixture on a fresh PostgreSQL database. The server is required: every test of this
+/// project needs it (see the README), so an unreachable one fails the test.
+async fn postgres_fixture() -> Fixture {
+    use sea_orm::ConnectionTrait;
+    let admin_url = postgres_admin_url();
+    let admin = sea_orm::Database::connect(&admin_url)
+        .await
+        .unwrap_or_else(|err| panic!("PostgreSQL at {admin_url} is required: {err}"));
+    let name = format!(
+        "rc_test_{}_{}",
+        Timestamp::now().millis() / 1000,
+        uuid::Uuid::new_v4().simple()
+    );
+    admin
+        .execute_unprepared(&format!("CREATE DATABASE \"{name}\""))
+        .await
+        .expect("creating the test database");
+    let base = admin_url
+        .rsplit_once('/')
+        .map_or(admin_url.as_str(), |(base, _)| base);
+    fixture_at(format!("{base}/{name}"), Database::Postgres(admin, name)).await
+}
+
+impl Fixture {
+    /// Removes the fixture's database.
+    async fn remove(self) {
+        use sea_orm::ConnectionTrait;
+        drop(self.store);
+        match self.database {
+            Database::Sqlite(dir) => dir.close().expect("removing the test database"),
+            Database::Postgres(admin, name) => {
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+                    .await
+                    .expect("dropping the test database");
+            }
+        }
+    }
+}
+
+async fn fixture_at(url: String, database: Database) -> Fixture {
     let mut options = StoreOptions::new(url);
     options.sqlite_full_sync = false;
     let store = Store::connect(&options, SecretCipher::from_base64(KEY).expect("key"))
@@ -71,7 +130,7 @@ async fn fixture() -> Fixture {
     }
     let provisioner = Provisioner::new(store.clone(), std::sync::Arc::default());
     Fixture {
-        _dir: dir,
+        database,
         store,
         provisioner,
         tenant,
@@ -105,7 +164,9 @@ fn generate(rng: &mut StdRng, count: usize) -> Vec<Generated> {
                         email,
                         first_name: (rng.random_range(0..12) > 0)
                             .then(|| format!("First{}", u8::from(rng.random_range(0..5) == 0))),
-                        last_name: Some(format!("Last{id}")),
+                        // Quotes, a backslash and characters beyond ASCII: on PostgreSQL the
+                        // batch's rows travel as JSON.
+                        last_name: Some(format!("Last{id} O'Brien \"Jr\" \\ Ünïcode 🚀")),
                         status: Some(match rng.random_range(0..10) {
                             0 => OwnerStatus::Terminated,
                             1 => OwnerStatus::Inactive,
@@ -293,22 +354,39 @@ fn integration_index(fixture: &Fixture, id: IntegrationId) -> usize {
         .expect("a known integration")
 }
 
-#[tokio::test]
-async fn batches_leave_what_one_by_one_application_leaves() {
-    for seed in 0..24_u64 {
+/// For each of `seeds`, applies a random sequence one by one on SQLite and in random batches
+/// on the store `batched` makes, and compares what each left.
+async fn batches_match_one_by_one<F, Fut>(seeds: std::ops::Range<u64>, batched: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = Fixture>,
+{
+    for seed in seeds {
         let mut rng = StdRng::seed_from_u64(seed);
         let events = generate(&mut rng, 80);
         let one_by_one = fixture().await;
         apply(&one_by_one, &events, &mut || 1).await;
-        let batched = fixture().await;
-        apply(&batched, &events, &mut || rng.random_range(1..=40)).await;
+        let in_batches = batched().await;
+        apply(&in_batches, &events, &mut || rng.random_range(1..=40)).await;
         let expected = contents(&one_by_one).await;
         assert!(
             !expected["users"].is_empty() && !expected["issues"].is_empty(),
             "seed {seed}: the sequence exercises creation and issues: {expected:#?}"
         );
-        assert_eq!(contents(&batched).await, expected, "seed {seed}");
+        assert_eq!(contents(&in_batches).await, expected, "seed {seed}");
+        one_by_one.remove().await;
+        in_batches.remove().await;
     }
+}
+
+#[tokio::test]
+async fn batches_leave_what_one_by_one_application_leaves() {
+    batches_match_one_by_one(0..24, fixture).await;
+}
+
+#[tokio::test]
+async fn batches_on_postgres_leave_what_one_by_one_application_leaves() {
+    batches_match_one_by_one(100..112, postgres_fixture).await;
 }
 
 #[tokio::test]

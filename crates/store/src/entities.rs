@@ -1,5 +1,7 @@
 //! sea-orm entities, one module per table (see the `migrations` crate for the schema).
-//! Generated shapes only: queries live in the modules that use them.
+//! Generated shapes only: queries live in the modules that use them. The tables a batch
+//! inserts into in bulk derive `Serialize`: on PostgreSQL their rows travel as one JSON
+//! parameter (see `staged`).
 
 #![allow(missing_docs, unreachable_pub)]
 
@@ -116,7 +118,7 @@ pub mod team {
 pub mod user {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "users")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -149,7 +151,7 @@ pub mod user {
 pub mod identity {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "identities")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -171,7 +173,7 @@ pub mod identity {
 pub mod event {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "events")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]
@@ -204,7 +206,7 @@ pub mod event {
 pub mod invitation {
     use sea_orm::entity::prelude::*;
 
-    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
+    #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel, serde::Serialize)]
     #[sea_orm(table_name = "invitations")]
     pub struct Model {
         #[sea_orm(primary_key, auto_increment = false)]

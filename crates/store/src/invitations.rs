@@ -10,7 +10,8 @@ use domain::{
 };
 use sea_orm::sea_query::{Expr, LockBehavior, LockType};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 
@@ -408,7 +409,7 @@ impl Store {
             .exec(&tx.tx)
             .await?;
         let (id, row) = new_invitation(person.tenant_id.into(), user_id, now);
-        invitation::Entity::insert(row)
+        invitation::Entity::insert(row.into_active_model())
             .exec_without_returning(&tx.tx)
             .await?;
         tx.commit().await?;
@@ -511,7 +512,7 @@ pub(crate) async fn queue_first_invitation(
         return Ok(false);
     }
     let (_, row) = new_invitation(tenant, user_id, now);
-    invitation::Entity::insert(row)
+    invitation::Entity::insert(row.into_active_model())
         .exec_without_returning(tx)
         .await?;
     Ok(true)
@@ -521,25 +522,24 @@ pub(crate) fn new_invitation(
     tenant: TenantId,
     user: UserId,
     now: Timestamp,
-) -> (InvitationId, invitation::ActiveModel) {
-    use sea_orm::ActiveValue::Set;
+) -> (InvitationId, invitation::Model) {
     let id = InvitationId::new();
-    let row = invitation::ActiveModel {
-        id: Set(id.as_uuid()),
-        tenant_id: Set(tenant.as_uuid()),
-        user_id: Set(user.as_uuid()),
-        status: Set(InvitationStatus::Queued.as_str().to_owned()),
-        token_hash: Set(None),
-        token_ciphertext: Set(None),
-        attempts: Set(0),
-        next_attempt_at: Set(now.millis()),
-        claimed_until: Set(None),
-        expires_at: Set(None),
-        sent_at: Set(None),
-        accepted_at: Set(None),
-        last_error: Set(None),
-        created_at: Set(now.millis()),
-        updated_at: Set(now.millis()),
+    let row = invitation::Model {
+        id: id.as_uuid(),
+        tenant_id: tenant.as_uuid(),
+        user_id: user.as_uuid(),
+        status: InvitationStatus::Queued.as_str().to_owned(),
+        token_hash: None,
+        token_ciphertext: None,
+        attempts: 0,
+        next_attempt_at: now.millis(),
+        claimed_until: None,
+        expires_at: None,
+        sent_at: None,
+        accepted_at: None,
+        last_error: None,
+        created_at: now.millis(),
+        updated_at: now.millis(),
     };
     (id, row)
 }

@@ -5,7 +5,8 @@ use std::collections::HashMap;
 use domain::{IntegrationId, TeamId, TenantId, Timestamp, UserId, UserSnapshot, UserStatus};
 use sea_orm::sea_query::{Expr, Func, LikeExpr, Query};
 use sea_orm::{
-    ColumnTrait, Condition, EntityTrait, ExprTrait, QueryFilter, QueryOrder, QuerySelect,
+    ColumnTrait, Condition, EntityTrait, ExprTrait, IntoActiveModel, QueryFilter, QueryOrder,
+    QuerySelect,
 };
 use serde::Serialize;
 
@@ -324,7 +325,7 @@ impl Store {
         }
         if new.invite {
             let (_, row) = crate::invitations::new_invitation(manual.tenant, id, now);
-            crate::entities::invitation::Entity::insert(row)
+            crate::entities::invitation::Entity::insert(row.into_active_model())
                 .exec_without_returning(&tx.tx)
                 .await?;
         }
