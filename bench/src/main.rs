@@ -43,6 +43,18 @@ enum Scenario {
     Distributed,
 }
 
+/// A part of a deployment's measurement.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Phase {
+    /// Accepted webhooks per second at 64 and 256 connections (against the broker ceiling
+    /// through HTTP, in turn, on the distributed deployment).
+    Ingress,
+    /// Bursts of new owners: users provisioned per second.
+    Burst,
+    /// A steady stream: webhook → user latency.
+    Steady,
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run the standard scenarios and write the report.
@@ -50,6 +62,9 @@ enum Command {
         /// Run only these (repeat); all by default.
         #[arg(long = "scenario", value_enum)]
         scenarios: Vec<Scenario>,
+        /// Measure only these phases of the deployments (repeat); all by default.
+        #[arg(long = "phase", value_enum)]
+        phases: Vec<Phase>,
         /// Smaller sizes and shorter runs (for trying the benchmark out, not for figures).
         #[arg(long)]
         quick: bool,
@@ -258,29 +273,39 @@ async fn ceilings(sizes: Sizes, pg_url: &str, amqp_url: &str) -> anyhow::Result<
 }
 
 /// Ingress at 64 and 256 connections, then (workers running) bursts of new owners and a
-/// steady stream, each on a drained backlog and a settled database.
+/// steady stream, each on a drained backlog and a settled database; only the `phases` asked
+/// for, when any are.
 async fn measure(
     deployment: &mut Deployment,
     sizes: Sizes,
+    phases: &[Phase],
     start_workers: &[&str],
     ceiling_in_turn: Option<&str>,
 ) -> anyhow::Result<DeploymentReport> {
+    let wants = |phase| phases.is_empty() || phases.contains(&phase);
     let name = deployment.name;
     let ingress_url = deployment.ingress_url()?;
     let (integration, secret) = deployment::integration(&deployment.admin_url()?).await?;
     let mut report = DeploymentReport::default();
     let rollcall = Endpoint {
-        url: ingress_url.clone(),
-        integration: integration.clone(),
-        secret: secret.clone(),
+        url: ingress_url,
+        integration,
+        secret,
     };
     // Compared with the broker ceiling through HTTP, that ceiling takes its phases in turn
     // with rollcall's, on a queue of the same broker.
     let ceiling = match ceiling_in_turn {
-        Some(amqp_url) => Some(CeilingServer::start(Some(amqp_url)).await?),
-        None => None,
+        Some(amqp_url) if wants(Phase::Ingress) => {
+            Some(CeilingServer::start(Some(amqp_url)).await?)
+        }
+        _ => None,
     };
-    for conns in [64, 256] {
+    let ingress_connections: &[usize] = if wants(Phase::Ingress) {
+        &[64, 256]
+    } else {
+        &[]
+    };
+    for &conns in ingress_connections {
         eprintln!("{name}: ingress at {conns} connections…");
         let mix = Mix::parse(INGRESS_MIX)?;
         let mut endpoints = vec![&rollcall];
@@ -304,7 +329,8 @@ async fn measure(
     }
     eprintln!("{name}: draining the ingress phase's backlog…");
     deployment.drain(Duration::from_secs(600)).await?;
-    for trial in 1..=sizes.bursts {
+    let bursts = if wants(Phase::Burst) { sizes.bursts } else { 0 };
+    for trial in 1..=bursts {
         deployment.settle_database().await?;
         eprintln!(
             "{name}: burst {trial} of {}: {} events for {} new owners…",
@@ -315,10 +341,34 @@ async fn measure(
         deployment.drain(Duration::from_secs(600)).await?;
     }
     report.burst = median_burst(&report.bursts);
-    deployment.settle_database().await?;
+    if wants(Phase::Steady) {
+        deployment.settle_database().await?;
+        report.steady = Some(steady(deployment, sizes, &rollcall).await?);
+    }
+    for process in &deployment.processes {
+        if let Some(rss) = process.peak_rss_mib() {
+            report.peak_rss_mib.insert(process.role.clone(), rss);
+        }
+    }
+    Ok(report)
+}
 
+/// A steady stream of new owners at `sizes.steady_rate`: how long each event took from being
+/// accepted to its user being visible.
+async fn steady(
+    deployment: &mut Deployment,
+    sizes: Sizes,
+    rollcall: &Endpoint,
+) -> anyhow::Result<Steady> {
+    let name = deployment.name;
     eprintln!("{name}: steady {} events/s…", sizes.steady_rate);
-    let mut steady = Spec::new(&ingress_url, &integration, &secret, 64, Mix::NEW_ONLY);
+    let mut steady = Spec::new(
+        &rollcall.url,
+        &rollcall.integration,
+        &rollcall.secret,
+        64,
+        Mix::NEW_ONLY,
+    );
     steady.rate = Some(sizes.steady_rate);
     steady.duration = Some(sizes.steady);
     let run = steady.run.clone();
@@ -333,20 +383,14 @@ async fn measure(
         let rank = ((p / 100.0) * millis.len() as f64).ceil() as usize;
         millis[rank.clamp(1, millis.len()) - 1] as f64
     };
-    report.steady = Some(Steady {
+    Ok(Steady {
         rate: sizes.steady_rate,
         events: millis.len(),
         p50_ms: at(50.0),
         p99_ms: at(99.0),
         max_ms: millis.last().copied().unwrap_or(0) as f64,
         ingress: sent,
-    });
-    for process in &deployment.processes {
-        if let Some(rss) = process.peak_rss_mib() {
-            report.peak_rss_mib.insert(process.role.clone(), rss);
-        }
-    }
-    Ok(report)
+    })
 }
 
 /// One burst of new owners, sent while the workers run: how long until every owner is a user
@@ -438,7 +482,11 @@ fn workdir(name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-async fn embedded(binary: PathBuf, sizes: Sizes) -> anyhow::Result<DeploymentReport> {
+async fn embedded(
+    binary: PathBuf,
+    sizes: Sizes,
+    phases: &[Phase],
+) -> anyhow::Result<DeploymentReport> {
     let dir = workdir("embedded")?;
     let mut deployment = Deployment {
         name: "embedded",
@@ -451,7 +499,7 @@ async fn embedded(binary: PathBuf, sizes: Sizes) -> anyhow::Result<DeploymentRep
         db: None,
     };
     deployment.spawn(&[]).await?;
-    let result = measure(&mut deployment, sizes, &[], None).await;
+    let result = measure(&mut deployment, sizes, phases, &[], None).await;
     deployment.stop().await?;
     result
 }
@@ -471,6 +519,7 @@ fn with_database(pg_url: &str, name: &str) -> String {
 async fn distributed(
     binary: PathBuf,
     sizes: Sizes,
+    phases: &[Phase],
     pg_url: &str,
     amqp_url: &str,
 ) -> anyhow::Result<DeploymentReport> {
@@ -492,13 +541,14 @@ async fn distributed(
     };
     deployment.spawn(&["admin"]).await?;
     deployment.spawn(&["ingress"]).await?;
-    let result = measure(&mut deployment, sizes, &["worker"], Some(amqp_url)).await;
+    let result = measure(&mut deployment, sizes, phases, &["worker"], Some(amqp_url)).await;
     deployment.stop().await?;
     result
 }
 
 async fn run(
     scenarios: Vec<Scenario>,
+    phases: Vec<Phase>,
     quick: bool,
     rollcall: PathBuf,
     out: PathBuf,
@@ -520,10 +570,10 @@ async fn run(
         report.ceilings = Some(ceilings(sizes, &pg_url, &amqp_url).await?);
     }
     if wants(Scenario::Embedded) {
-        report.embedded = Some(embedded(rollcall.clone(), sizes).await?);
+        report.embedded = Some(embedded(rollcall.clone(), sizes, &phases).await?);
     }
     if wants(Scenario::Distributed) {
-        report.distributed = Some(distributed(rollcall, sizes, &pg_url, &amqp_url).await?);
+        report.distributed = Some(distributed(rollcall, sizes, &phases, &pg_url, &amqp_url).await?);
     }
     report.check_targets();
     if let Some(parent) = out.parent() {
@@ -552,12 +602,13 @@ fn main() -> std::process::ExitCode {
         match cli.command {
             Command::Run {
                 scenarios,
+                phases,
                 quick,
                 rollcall,
                 out,
                 pg_url,
                 amqp_url,
-            } => run(scenarios, quick, rollcall, out, pg_url, amqp_url).await,
+            } => run(scenarios, phases, quick, rollcall, out, pg_url, amqp_url).await,
             Command::Load {
                 url,
                 integration,
