@@ -272,6 +272,11 @@ async fn ceilings(sizes: Sizes, pg_url: &str, amqp_url: &str) -> anyhow::Result<
     })
 }
 
+/// Whether `phase` is measured when `phases` were asked for (none: all).
+fn wanted(phases: &[Phase], phase: Phase) -> bool {
+    phases.is_empty() || phases.contains(&phase)
+}
+
 /// Ingress at 64 and 256 connections, then (workers running) bursts of new owners and a
 /// steady stream, each on a drained backlog and a settled database; only the `phases` asked
 /// for, when any are.
@@ -282,7 +287,7 @@ async fn measure(
     start_workers: &[&str],
     ceiling_in_turn: Option<&str>,
 ) -> anyhow::Result<DeploymentReport> {
-    let wants = |phase| phases.is_empty() || phases.contains(&phase);
+    let wants = |phase| wanted(phases, phase);
     let name = deployment.name;
     let ingress_url = deployment.ingress_url()?;
     let (integration, secret) = deployment::integration(&deployment.admin_url()?).await?;
@@ -651,7 +656,7 @@ fn main() -> std::process::ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::{median_burst, with_database};
+    use super::{Phase, median_burst, wanted, with_database};
     use crate::report::Burst;
 
     fn burst(users_per_second: f64) -> Burst {
@@ -675,6 +680,17 @@ mod tests {
         let lower = median_burst(&[burst(2_400.0), burst(1_500.0)]).expect("a median of two");
         assert_eq!(lower.users_per_second, 1_500.0);
         assert!(median_burst(&[]).is_none());
+    }
+
+    #[test]
+    fn no_phase_named_measures_every_phase_and_naming_some_measures_only_those() {
+        for phase in [Phase::Ingress, Phase::Burst, Phase::Steady] {
+            assert!(wanted(&[], phase));
+        }
+        let asked = [Phase::Burst, Phase::Steady];
+        assert!(!wanted(&asked, Phase::Ingress));
+        assert!(wanted(&asked, Phase::Burst));
+        assert!(wanted(&asked, Phase::Steady));
     }
 
     #[test]
