@@ -367,13 +367,7 @@ async fn steady(
 ) -> anyhow::Result<Steady> {
     let name = deployment.name;
     eprintln!("{name}: steady {} events/s…", sizes.steady_rate);
-    let mut steady = Spec::new(
-        &rollcall.url,
-        &rollcall.integration,
-        &rollcall.secret,
-        64,
-        Mix::NEW_ONLY,
-    );
+    let mut steady = rollcall.load(64, Mix::NEW_ONLY);
     steady.rate = Some(sizes.steady_rate);
     steady.duration = Some(sizes.steady);
     let run = steady.run.clone();
@@ -407,13 +401,7 @@ async fn burst(
 ) -> anyhow::Result<Burst> {
     let name = deployment.name;
     let since = std::time::SystemTime::now();
-    let mut burst = Spec::new(
-        &rollcall.url,
-        &rollcall.integration,
-        &rollcall.secret,
-        64,
-        Mix::NEW_ONLY,
-    );
+    let mut burst = rollcall.load(64, Mix::NEW_ONLY);
     burst.count = Some(sizes.burst_events);
     burst.new_owner_cycle = Some(sizes.burst_owners);
     // The owners provisioned last, probed before the full counts are asked.

@@ -20,6 +20,14 @@ pub(crate) struct Endpoint {
     pub secret: String,
 }
 
+impl Endpoint {
+    /// Load of `mix` over `conns` connections to this endpoint (as fast as it goes, until the
+    /// caller sets a rate, count or duration).
+    pub(crate) fn load(&self, conns: usize, mix: Mix) -> Spec {
+        Spec::new(&self.url, &self.integration, &self.secret, conns, mix)
+    }
+}
+
 /// How long to warm up, how long each phase lasts, and how many rounds of phases.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Schedule {
@@ -117,13 +125,7 @@ async fn phase(
     mix: Mix,
     length: Duration,
 ) -> anyhow::Result<Outcome> {
-    let mut spec = Spec::new(
-        &endpoint.url,
-        &endpoint.integration,
-        &endpoint.secret,
-        conns,
-        mix,
-    );
+    let mut spec = endpoint.load(conns, mix);
     spec.duration = Some(length);
     load::run(spec).await
 }

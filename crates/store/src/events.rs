@@ -135,7 +135,11 @@ impl Store {
         let rows = event::Entity::find()
             .select_only()
             .column(event::Column::Id)
-            .filter(event::Column::Id.is_in(ids.iter().map(|id| id.as_uuid())))
+            .filter(crate::staged::one_of(
+                self.db().get_database_backend(),
+                event::Column::Id,
+                ids.iter().map(|id| id.as_uuid()),
+            ))
             .into_tuple::<uuid::Uuid>()
             .all(self.db())
             .await?;

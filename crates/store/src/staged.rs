@@ -116,7 +116,7 @@ pub struct Staged<'tx> {
 /// PostgreSQL: `= ANY($1)` with the ids as one array, so the statement's text does not change
 /// with their number (see the module documentation). It probes the column's index per id, as
 /// for an `IN` list. Elsewhere: an `IN` list.
-fn one_of(
+pub(crate) fn one_of(
     backend: DbBackend,
     column: impl ColumnTrait,
     ids: impl IntoIterator<Item = uuid::Uuid>,
