@@ -387,7 +387,17 @@ impl Deployment {
             let _ = db.close().await;
         }
         if let Some((url, prefix)) = &self.amqp {
-            delete_queues(url, prefix).await;
+            // Bounded: a broker that never answers a close must not hold the run up forever
+            // (seen once after an ingress phase, with every queue already gone).
+            if tokio::time::timeout(Duration::from_secs(60), delete_queues(url, prefix))
+                .await
+                .is_err()
+            {
+                eprintln!(
+                    "{}: the broker did not confirm deleting the queues",
+                    self.name
+                );
+            }
         }
         if let Some((admin_url, name)) = &self.pg_cleanup {
             let admin = Database::connect(admin_url).await?;

@@ -329,6 +329,12 @@ async fn measure(
     if let Some(server) = ceiling {
         server.stop().await?;
     }
+    // Only provisioning is measured on a drained backlog: a run of the ingress alone leaves
+    // its backlog to the deployment's teardown instead of minutes of draining.
+    if !(wants(Phase::Burst) || wants(Phase::Steady)) {
+        record_peak_rss(deployment, &mut report);
+        return Ok(report);
+    }
     if !start_workers.is_empty() {
         deployment.spawn(start_workers).await?;
     }
@@ -350,12 +356,16 @@ async fn measure(
         deployment.settle_database().await?;
         report.steady = Some(steady(deployment, sizes, &rollcall).await?);
     }
+    record_peak_rss(deployment, &mut report);
+    Ok(report)
+}
+
+fn record_peak_rss(deployment: &Deployment, report: &mut DeploymentReport) {
     for process in &deployment.processes {
         if let Some(rss) = process.peak_rss_mib() {
             report.peak_rss_mib.insert(process.role.clone(), rss);
         }
     }
-    Ok(report)
 }
 
 /// A steady stream of new owners at `sizes.steady_rate`: how long each event took from being
