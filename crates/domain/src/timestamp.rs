@@ -80,32 +80,69 @@ impl Timestamp {
     /// RFC 3339 in UTC with millisecond precision, e.g. `2026-11-21T10:00:00.000Z`.
     #[must_use]
     pub fn to_rfc3339(self) -> String {
-        let nanos = i128::from(self.0) * 1_000_000;
-        match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
-            Ok(at) => {
-                let (year, month, day) = (at.year(), u8::from(at.month()), at.day());
-                format!(
-                    "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
-                    at.hour(),
-                    at.minute(),
-                    at.second(),
-                    at.millisecond()
-                )
+        self.with_rfc3339(str::to_owned)
+    }
+
+    /// Hands the RFC 3339 text to `use_text` without allocating it where it fits the fixed
+    /// form (years 0 to 9999). Every queued event serialises two timestamps, and `format!`
+    /// with seven padded fields cost the ingress more than the rest of the envelope's fixed
+    /// fields together.
+    fn with_rfc3339<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
+        let Ok(at) = OffsetDateTime::from_unix_timestamp_nanos(i128::from(self.0) * 1_000_000)
+        else {
+            return use_text(&self.0.to_string());
+        };
+        let Ok(year) = u32::try_from(at.year()) else {
+            return use_text(&Self::formatted(at));
+        };
+        let mut text = *b"0000-00-00T00:00:00.000Z";
+        for (start, width, value) in [
+            (0, 4, year),
+            (5, 2, u32::from(u8::from(at.month()))),
+            (8, 2, u32::from(at.day())),
+            (11, 2, u32::from(at.hour())),
+            (14, 2, u32::from(at.minute())),
+            (17, 2, u32::from(at.second())),
+            (20, 3, u32::from(at.millisecond())),
+        ] {
+            let mut rest = value;
+            for slot in text[start..start + width].iter_mut().rev() {
+                // `rest % 10` is below 10, so the digit is ASCII.
+                *slot = b'0' + (rest % 10) as u8;
+                rest /= 10;
             }
-            Err(_) => self.0.to_string(),
+            if rest != 0 {
+                return use_text(&Self::formatted(at));
+            }
         }
+        match std::str::from_utf8(&text) {
+            Ok(text) => use_text(text),
+            Err(_) => use_text(&Self::formatted(at)),
+        }
+    }
+
+    /// The general form, for years outside 0 to 9999.
+    fn formatted(at: OffsetDateTime) -> String {
+        let (year, month, day) = (at.year(), u8::from(at.month()), at.day());
+        format!(
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+            at.hour(),
+            at.minute(),
+            at.second(),
+            at.millisecond()
+        )
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_rfc3339())
+        self.with_rfc3339(|text| f.write_str(text))
     }
 }
 
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_rfc3339())
+        self.with_rfc3339(|text| serializer.serialize_str(text))
     }
 }
 
@@ -132,6 +169,45 @@ mod tests {
         let a = Timestamp::parse_rfc3339("2021-08-12T16:31:36-06:00").unwrap();
         let b = Timestamp::parse_rfc3339("2021-08-12T22:31:36Z").unwrap();
         assert_eq!(a, b);
+    }
+
+    /// The fixed form writes its digits by hand: it must say what the general form says,
+    /// across the years, the months' ends, leap days and the edges of each field.
+    #[test]
+    fn the_fixed_form_matches_the_general_form() {
+        let general = |at: Timestamp| {
+            let nanos = i128::from(at.millis()) * 1_000_000;
+            Timestamp::formatted(OffsetDateTime::from_unix_timestamp_nanos(nanos).unwrap())
+        };
+        let mut millis: Vec<i64> = vec![
+            0,
+            -1,
+            1,
+            999,
+            951_782_400_000,     // 2000-02-29
+            1_795_263_599_999,   // 2026-11-21T09:59:59.999
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            -62_167_219_200_000, // 0000-01-01T00:00:00.000
+        ];
+        // A spread over the fixed form's whole range, by an odd step.
+        let mut at = -62_167_219_200_000_i64;
+        while at < 253_402_300_799_999 {
+            millis.push(at);
+            at += 3_155_760_000_007;
+        }
+        for value in millis {
+            let at = Timestamp::from_millis(value);
+            assert_eq!(at.to_rfc3339(), general(at), "{value}");
+            assert_eq!(at.to_string(), general(at), "{value}");
+            assert_eq!(
+                serde_json::to_string(&at).unwrap(),
+                format!("\"{}\"", general(at))
+            );
+        }
+        // Before year 0 the general form is used as it stands.
+        let early = Timestamp::from_millis(-62_167_219_200_001);
+        assert_eq!(early.to_rfc3339(), general(early));
+        assert!(early.to_rfc3339().starts_with('-'));
     }
 
     #[test]

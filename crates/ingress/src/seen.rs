@@ -122,7 +122,9 @@ async fn batch(store: Store, mut incoming: mpsc::Receiver<Question>) {
             let Some(probe) = lent.probe.as_mut() else {
                 return;
             };
-            match probe.recorded(&ids).await {
+            // Boxed: the query's future is large (about 14 KiB), and a task's future is
+            // copied as it is spawned and finished; a box moves once, then stays put.
+            match Box::pin(probe.recorded(&ids)).await {
                 Ok(recorded) => answer_all(questions, &recorded),
                 Err(err) => {
                     for question in questions {
