@@ -18,6 +18,7 @@ mod m0005_tenant_invitation_settings;
 mod m0006_integration_directory;
 mod m0007_sync_runs;
 mod m0008_invitation_claims;
+mod m0009_events_processed;
 
 /// Applies every migration in order; `rollcall migrate` and `rollcall serve` run it.
 #[derive(Debug)]
@@ -35,6 +36,7 @@ impl MigratorTrait for Migrator {
             Box::new(m0006_integration_directory::Migration),
             Box::new(m0007_sync_runs::Migration),
             Box::new(m0008_invitation_claims::Migration),
+            Box::new(m0009_events_processed::Migration),
         ]
     }
 }

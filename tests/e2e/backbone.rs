@@ -6,8 +6,8 @@ use serde_json::json;
 
 use crate::support::smtp::SmtpSink;
 use crate::support::{
-    Backend, Client, Spawn, TestEnv, eml_files, event, eventually, now_seconds, only, owner, sign,
-    unfold_quoted_printable,
+    Backend, Client, Process, Spawn, TestEnv, eml_files, event, eventually, now_seconds, only,
+    owner, sign, unfold_quoted_printable,
 };
 
 const WAIT: Duration = Duration::from_secs(30);
@@ -223,6 +223,78 @@ async fn duplicates_make_one_user_on_sqlite_and_embedded_queue() {
 #[tokio::test]
 async fn duplicates_make_one_user_on_postgres_and_rabbitmq() {
     duplicates_make_one_user(Backend::PostgresRabbit).await;
+}
+
+/// A retry is recognised whichever ingress process it reaches: one that was running while
+/// another accepted the event learns of it from the event log, and one started afterwards reads
+/// it there at start-up.
+#[tokio::test]
+async fn every_ingress_process_recognises_a_duplicate() {
+    let Some(env) = TestEnv::new(Backend::PostgresRabbit).await else {
+        return;
+    };
+    let process = env.spawn(Spawn::default()).await;
+    let intake = |process: &Process, client: &Client| Client {
+        ingress: process.ingress.clone().expect("ingress address"),
+        ..client.clone()
+    };
+    let running = env
+        .spawn(Spawn {
+            roles: vec!["ingress"],
+            ..Spawn::default()
+        })
+        .await;
+    let client = Client::new(&process);
+    let tenant = client.create_tenant("Acme").await;
+    let integration = client.create_integration(&tenant, json!({})).await;
+    let body = event(
+        "evt_retry",
+        "opportunity.updated",
+        &owner("005R", "Rae", "Ng", "rae@example.com"),
+    );
+    let (status, answer) = client.send(&integration, "msg_retry", &body).await;
+    assert_eq!(status, 202, "{answer}");
+    let event_id = answer["event_id"].clone();
+    eventually("the event to be processed", WAIT, || async {
+        (client.events("").await.len() == 1).then_some(())
+    })
+    .await;
+
+    // Until it reads the log again, the running process may take the retry for a new event
+    // (and publish it again, for the consumer to ignore); then it answers "duplicate".
+    let other = intake(&running, &client);
+    let answer = eventually("the other ingress process to know the event", WAIT, || {
+        let other = other.clone();
+        let integration = integration.clone();
+        let body = body.clone();
+        async move {
+            let (status, answer) = other.send(&integration, "msg_retry", &body).await;
+            (status == 200).then_some(answer)
+        }
+    })
+    .await;
+    assert_eq!(answer["status"], "duplicate");
+    assert_eq!(answer["event_id"], event_id);
+
+    let late = env
+        .spawn(Spawn {
+            roles: vec!["ingress"],
+            ..Spawn::default()
+        })
+        .await;
+    let (status, answer) = intake(&late, &client)
+        .send(&integration, "msg_retry", &body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["status"], "duplicate");
+    assert_eq!(answer["event_id"], event_id);
+
+    // However often it was published, it was processed once.
+    assert_eq!(client.events("").await.len(), 1);
+    assert_eq!(client.users("").await.len(), 1);
+
+    drop((process, running, late));
+    env.cleanup().await;
 }
 
 /// Bad signature, stale timestamp, malformed JSON, unknown integration, oversized body: the

@@ -11,6 +11,7 @@
 
 mod connectwise;
 mod error;
+mod known;
 mod limits;
 mod schemes;
 mod seen;
@@ -427,6 +428,7 @@ async fn handle(
             });
             continue;
         }
+        ingress.seen.accepted(event_id);
         let envelope = EventEnvelope {
             event_id,
             tenant_id: integration.tenant_id,

@@ -1,23 +1,31 @@
-//! "Was this event already processed?", asked of the event log for many requests at once.
+//! "Was this event already processed?", answered from memory when it can be, and otherwise asked
+//! of the event log for many requests at once.
 //!
-//! Under load, dozens of webhooks arrive while one query runs; asking for each on its own would
-//! cost a database round trip, a pooled connection and a backend's CPU per webhook. Instead
-//! every question joins a queue, and a single task sends whatever has gathered as one query,
-//! with few such queries in flight. When the ingress is idle a question
-//! goes out alone and at once, so batching adds no delay: the batches grow only while earlier
-//! queries run. On PostgreSQL one query is in flight, on a connection kept for it
-//! ([`store::EventLogProbe`]), and queries start at most once a millisecond: each costs a round
-//! trip and the server's CPU, which under load is what limits the ingress, so fewer and bigger
-//! batches answer more webhooks. SQLite answers in-process, from several reader connections at
-//! once.
+//! Most questions end in memory: [`KnownEvents`] knows which ids the log certainly lacks, and
+//! a webhook whose events are all among them is not held up at all. The rest, a "maybe" (an
+//! event sent again, or about one in a hundred new ones) and every question until the log has
+//! been read at start-up, go to the log.
+//!
+//! There, under load, dozens of questions arrive while one query runs; asking for each on its
+//! own would cost a database round trip, a pooled connection and a backend's CPU per webhook.
+//! Instead every question joins a queue, and a single task sends whatever has gathered as one
+//! query, with few such queries in flight. When the ingress is idle a question goes out alone
+//! and at once, so batching adds no delay: the batches grow only while earlier queries run. On
+//! PostgreSQL one query is in flight, on a connection kept for it ([`store::EventLogProbe`]),
+//! and queries start at most once a millisecond: each costs a round trip and the server's CPU,
+//! so fewer and bigger batches answer more webhooks. SQLite answers in-process, from several
+//! reader connections at once.
 
 use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use domain::EventId;
 use store::{Backend, EventLogProbe, Store, StoreError};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+
+use crate::known::{self, KnownEvents};
 
 /// Questions waiting beyond this make askers wait for room (back-pressure, not memory growth).
 const QUEUE: usize = 4096;
@@ -55,25 +63,39 @@ struct Question {
 #[derive(Debug, Clone)]
 pub(crate) struct SeenEvents {
     questions: mpsc::Sender<Question>,
+    known: Arc<KnownEvents>,
 }
 
 impl SeenEvents {
-    /// Starts the batching task (it ends when every handle is dropped).
+    /// Starts the batching task and the reading of the log into memory (both end when every
+    /// handle is dropped).
     pub(crate) fn start(store: Store) -> Self {
         let (questions, incoming) = mpsc::channel(QUEUE);
+        let known = known::start(store.clone());
         tokio::spawn(batch(store, incoming));
-        Self { questions }
+        Self { questions, known }
     }
 
-    /// Which of `event_ids` the event log already holds. All are asked before any answer is
-    /// awaited, so the ids of one webhook travel in the same batch.
+    /// Notes that this process accepted `event_id` and is about to publish it. Noted before
+    /// publishing, it is in memory before any consumer can record it, so the next question
+    /// about it goes on to the log, which then answers exactly.
+    pub(crate) fn accepted(&self, event_id: EventId) {
+        self.known.insert(event_id);
+    }
+
+    /// Which of `event_ids` the event log already holds. Those the log may hold are all asked
+    /// before any answer is awaited, so the ids of one webhook travel in the same batch.
     pub(crate) async fn recorded(
         &self,
         event_ids: &[EventId],
     ) -> Result<HashSet<EventId>, StoreError> {
         let stopped = || StoreError::Database("the duplicate check stopped".to_owned());
+        let ready = self.known.ready();
         let mut pending = Vec::with_capacity(event_ids.len());
         for &event_id in event_ids {
+            if ready && !self.known.may_hold(event_id) {
+                continue;
+            }
             let (answer, answered) = oneshot::channel();
             self.questions
                 .send(Question { event_id, answer })

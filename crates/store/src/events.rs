@@ -99,6 +99,24 @@ pub struct NewEventRecord {
     pub sync_run: ImportId,
 }
 
+/// Where an entry sits in the event log's order of writing: when it was processed, then its id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLogPosition {
+    pub processed_at: Timestamp,
+    pub id: EventId,
+}
+
+impl EventLogPosition {
+    /// Just before every entry processed at `processed_at` or later.
+    #[must_use]
+    pub const fn start_of(processed_at: Timestamp) -> Self {
+        Self {
+            processed_at,
+            id: EventId::from_uuid(uuid::Uuid::nil()),
+        }
+    }
+}
+
 /// Filters for the event log.
 #[derive(Debug, Clone, Default)]
 pub struct EventFilter {
@@ -144,6 +162,46 @@ impl Store {
             .all(self.db())
             .await?;
         Ok(rows.into_iter().map(EventId::from_uuid).collect())
+    }
+
+    /// The positions of up to `limit` entries of the event log after `after` (from the start
+    /// when `None`), in the order they were written: a reader can walk the whole log page by
+    /// page, then come back for what was written since.
+    pub async fn event_log_after(
+        &self,
+        after: Option<EventLogPosition>,
+        limit: u64,
+    ) -> Result<Vec<EventLogPosition>> {
+        let mut query = event::Entity::find()
+            .select_only()
+            .column(event::Column::ProcessedAt)
+            .column(event::Column::Id)
+            .order_by_asc(event::Column::ProcessedAt)
+            .order_by_asc(event::Column::Id);
+        if let Some(after) = after {
+            let millis = after.processed_at.millis();
+            query = query.filter(
+                Condition::any()
+                    .add(event::Column::ProcessedAt.gt(millis))
+                    .add(
+                        Condition::all()
+                            .add(event::Column::ProcessedAt.eq(millis))
+                            .add(event::Column::Id.gt(after.id.as_uuid())),
+                    ),
+            );
+        }
+        let rows = query
+            .limit(limit)
+            .into_tuple::<(i64, uuid::Uuid)>()
+            .all(self.db())
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(processed_at, id)| EventLogPosition {
+                processed_at: Timestamp::from_millis(processed_at),
+                id: EventId::from_uuid(id),
+            })
+            .collect())
     }
 
     /// A probe asking the event log which events it holds, for one question at a time (see

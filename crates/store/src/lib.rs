@@ -39,7 +39,9 @@ pub use cache::{CachedIntegration, IntegrationCache, REFRESH_INTERVAL};
 pub use cipher::{BadKey, SecretCipher};
 pub use dead_letters::{DeadLetterFilter, DeadLetterRecord, DeadReason, NewDeadLetter};
 pub use error::{Result, StoreError};
-pub use events::{EventFilter, EventLogProbe, EventRecord, NewEventRecord, OwnerOutcome};
+pub use events::{
+    EventFilter, EventLogPosition, EventLogProbe, EventRecord, NewEventRecord, OwnerOutcome,
+};
 pub use integrations::{DirectorySummary, Integration, MAX_OLD_SECRETS, NewIntegration};
 pub use invitations::{ClaimedInvitation, GoneReason, InvitationRecord, InviteRefusal, Redemption};
 pub use issues::{IssueFilter, IssueRecord, NewIssue};
