@@ -252,13 +252,9 @@ async fn every_ingress_process_recognises_a_duplicate() {
         "opportunity.updated",
         &owner("005R", "Rae", "Ng", "rae@example.com"),
     );
-    let (status, answer) = client.send(&integration, "msg_retry", &body).await;
-    assert_eq!(status, 202, "{answer}");
-    let event_id = answer["event_id"].clone();
-    eventually("the event to be processed", WAIT, || async {
-        (client.events("").await.len() == 1).then_some(())
-    })
-    .await;
+    let event_id = client
+        .send_processed(&integration, "msg_retry", &body)
+        .await;
 
     // Until it reads the log again, the running process may take the retry for a new event
     // (and publish it again, for the consumer to ignore); then it answers "duplicate".

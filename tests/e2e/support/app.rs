@@ -552,6 +552,30 @@ impl Client {
         (status, value)
     }
 
+    /// Sends one event that must be accepted, waits until the event log holds it, and returns
+    /// its event id.
+    pub async fn send_processed(
+        &self,
+        integration: &Integration,
+        message_id: &str,
+        body: &str,
+    ) -> Value {
+        let (status, answer) = self.send(integration, message_id, body).await;
+        assert_eq!(status, 202, "{answer}");
+        let event_id = answer["event_id"].clone();
+        let query = format!("?integration_id={}", integration.id);
+        eventually("the event to be processed", Duration::from_secs(30), || {
+            let query = &query;
+            let event_id = &event_id;
+            async move {
+                let events = self.events(query).await;
+                events.iter().any(|e| &e["id"] == event_id).then_some(())
+            }
+        })
+        .await;
+        event_id
+    }
+
     pub async fn users(&self, query: &str) -> Vec<Value> {
         let (status, body) = self.get(&format!("/v1/users{query}")).await;
         assert_eq!(status, 200, "listing users: {body}");
