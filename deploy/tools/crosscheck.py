@@ -42,6 +42,7 @@ KNOWN_METRICS = {
     "rollcall_webhooks_accepted_total",
     "rollcall_webhooks_rejected_total",
     "rollcall_webhooks_duplicates_total",
+    "rollcall_event_log_ids_read_total",
     "rollcall_events_processed_total",
     "rollcall_event_attempts_total",
     "rollcall_event_retries_total",

@@ -240,7 +240,7 @@ async fn every_ingress_process_recognises_a_duplicate() {
     };
     let running = env
         .spawn(Spawn {
-            roles: vec!["ingress"],
+            roles: vec!["ingress", "admin"],
             ..Spawn::default()
         })
         .await;
@@ -256,19 +256,36 @@ async fn every_ingress_process_recognises_a_duplicate() {
         .send_processed(&integration, "msg_retry", &body)
         .await;
 
-    // Until it reads the log again, the running process may take the retry for a new event
-    // (and publish it again, for the consumer to ignore); then it answers "duplicate".
-    let other = intake(&running, &client);
-    let answer = eventually("the other ingress process to know the event", WAIT, || {
-        let other = other.clone();
-        let integration = integration.clone();
-        let body = body.clone();
-        async move {
-            let (status, answer) = other.send(&integration, "msg_retry", &body).await;
-            (status == 200).then_some(answer)
-        }
-    })
+    // The running process reads what the log gained within a second. (Until then it would
+    // take the retry for a new event, publish it again for the consumer to ignore, and know
+    // it from then on: asking before it has read would not show that it reads.)
+    let metrics = format!("{}/metrics", running.admin_url());
+    eventually(
+        "the other ingress process to read the event",
+        WAIT,
+        || async {
+            let text = client
+                .http
+                .get(&metrics)
+                .send()
+                .await
+                .ok()?
+                .text()
+                .await
+                .ok()?;
+            let read: f64 = text
+                .lines()
+                .find_map(|line| line.strip_prefix("rollcall_event_log_ids_read_total "))?
+                .parse()
+                .ok()?;
+            (read >= 1.0).then_some(())
+        },
+    )
     .await;
+    let (status, answer) = intake(&running, &client)
+        .send(&integration, "msg_retry", &body)
+        .await;
+    assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["status"], "duplicate");
     assert_eq!(answer["event_id"], event_id);
 

@@ -158,6 +158,7 @@ async fn follow(store: Store, known: Weak<KnownEvents>) {
             known.insert(position.id);
         }
         read += page.len();
+        metrics::counter!("rollcall_event_log_ids_read_total").increment(page.len() as u64);
         if let Some(last) = page.last() {
             after = Some(*last);
         }
