@@ -194,7 +194,7 @@ impl Store {
     pub async fn save_dead_letter(&self, new: &NewDeadLetter, now: Timestamp) -> Result<()> {
         dead_letter::Entity::insert(active_model(new, now)?)
             .on_conflict(on_conflict())
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await?;
         Ok(())
     }
@@ -206,7 +206,7 @@ impl Store {
         new: &NewDeadLetter,
         now: Timestamp,
     ) -> Result<()> {
-        let tx = self.db().begin().await?;
+        let tx = self.writer().begin().await?;
         dead_letter::Entity::insert(active_model(new, now)?)
             .on_conflict(on_conflict())
             .exec_without_returning(&tx)
@@ -289,7 +289,7 @@ impl Store {
     /// Drops a dead letter; answers whether it existed.
     pub async fn delete_dead_letter(&self, id: DeadLetterId) -> Result<bool> {
         Ok(dead_letter::Entity::delete_by_id(id.as_uuid())
-            .exec(self.db())
+            .exec(self.writer())
             .await?
             .rows_affected
             > 0)
@@ -299,7 +299,7 @@ impl Store {
     pub async fn delete_dead_letters(&self, filter: &DeadLetterFilter) -> Result<u64> {
         Ok(dead_letter::Entity::delete_many()
             .filter(filter.condition())
-            .exec(self.db())
+            .exec(self.writer())
             .await?
             .rows_affected)
     }
@@ -314,7 +314,7 @@ impl Store {
                 Expr::col(dead_letter::Column::ReplayCount).add(1),
             )
             .filter(dead_letter::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }

@@ -125,7 +125,7 @@ impl Store {
             .map(|access| self.seal_directory(id, access))
             .transpose()?;
         let summary = directory.as_ref().map(StoredDirectory::summary);
-        let tx = self.db().begin().await?;
+        let tx = self.writer().begin().await?;
         integration::Entity::insert(integration::ActiveModel {
             id: Set(id.as_uuid()),
             tenant_id: Set(new.tenant_id.as_uuid()),
@@ -226,9 +226,9 @@ impl Store {
             .col_expr(integration::Column::Directory, Expr::value(stored))
             .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(integration::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
-        self.announce_integration_change(self.db(), id).await?;
+        self.announce_integration_change(self.writer(), id).await?;
         self.integration(id).await
     }
 
@@ -341,7 +341,7 @@ impl Store {
     ) -> Result<Option<Timestamp>> {
         let sealed = self.cipher().seal(id.as_uuid().as_bytes(), new_secret)?;
         let valid_until = now.plus(grace);
-        let tx = self.db().begin().await?;
+        let tx = self.writer().begin().await?;
         let retired = integration_secret::Entity::update_many()
             .col_expr(
                 integration_secret::Column::ExpiresAt,
@@ -411,9 +411,9 @@ impl Store {
             .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(integration::Column::Id.eq(id.as_uuid()))
             .filter(integration::Column::State.ne(IntegrationState::Revoked.as_str()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
-        self.announce_integration_change(self.db(), id).await?;
+        self.announce_integration_change(self.writer(), id).await?;
         self.integration(id).await
     }
 
@@ -444,8 +444,8 @@ impl Store {
                 Expr::value(verification.to_string()),
             );
         }
-        update.exec(self.db()).await?;
-        self.announce_integration_change(self.db(), id).await?;
+        update.exec(self.writer()).await?;
+        self.announce_integration_change(self.writer(), id).await?;
         self.integration(id).await
     }
 
@@ -464,9 +464,9 @@ impl Store {
             .col_expr(integration::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(integration::Column::Id.eq(id.as_uuid()))
             .filter(integration::Column::State.eq(IntegrationState::Draft.as_str()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
-        self.announce_integration_change(self.db(), id).await?;
+        self.announce_integration_change(self.writer(), id).await?;
         self.integration(id).await
     }
 }

@@ -298,7 +298,7 @@ impl Store {
             .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(invitation::Column::Id.eq(id.as_uuid()))
             .filter(invitation::Column::Status.eq(InvitationStatus::Sending.as_str()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -328,7 +328,7 @@ impl Store {
             .col_expr(invitation::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(invitation::Column::Id.eq(id.as_uuid()))
             .filter(invitation::Column::Status.eq(InvitationStatus::Sending.as_str()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }

@@ -25,7 +25,7 @@ impl Store {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         Ok(result > 0)
     }

@@ -73,7 +73,8 @@ pub enum Backend {
 #[derive(Debug, Clone)]
 pub struct StoreOptions {
     pub url: String,
-    /// Pool size; defaults suit the backend (SQLite serialises writers anyway).
+    /// Pool size; defaults suit the backend. On SQLite this is the readers' pool: writes have
+    /// a connection of their own.
     pub max_connections: Option<u32>,
     /// SQLite only: fsync the WAL on every commit. Off, a process crash still loses nothing
     /// (only a power loss could); on, a 2xx survives a power loss too.
@@ -94,7 +95,17 @@ impl StoreOptions {
 /// A handle on the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
+    /// Reads (and, on PostgreSQL, everything).
     db: DatabaseConnection,
+    /// Writes. On SQLite, a pool of one connection: SQLite lets one connection write at a
+    /// time, and a connection that finds the database locked polls for the lock with sleeps
+    /// of up to 100 ms. With every connection of the pool writing (the ingress's publishes,
+    /// the queue's claims and acks, the worker's transactions), the embedded process slept
+    /// about half a thread's time under load on a lock that was free most of that time.
+    /// Writers queued for this pool's connection are handed it as soon as it is returned.
+    /// Other processes on the same file still meet the lock and poll. On PostgreSQL, the same
+    /// pool as `db`.
+    writer: DatabaseConnection,
     backend: Backend,
     cipher: SecretCipher,
 }
@@ -113,61 +124,21 @@ impl Store {
                 redact_url(&options.url)
             )));
         };
-        let mut connect = ConnectOptions::new(options.url.clone());
-        connect
-            .connect_timeout(Duration::from_secs(5))
-            .acquire_timeout(Duration::from_secs(5))
-            .sqlx_logging(false);
-        match backend {
+        let (db, writer) = match backend {
             Backend::Sqlite => {
-                let full_sync = options.sqlite_full_sync;
-                connect
-                    .max_connections(options.max_connections.unwrap_or(4))
-                    .map_sqlx_sqlite_opts(move |opts| {
-                        use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-                        opts.journal_mode(SqliteJournalMode::Wal)
-                            .synchronous(if full_sync {
-                                SqliteSynchronous::Full
-                            } else {
-                                SqliteSynchronous::Normal
-                            })
-                            .busy_timeout(Duration::from_secs(10))
-                            .foreign_keys(true)
-                            .create_if_missing(true)
-                    });
+                let readers = options.max_connections.unwrap_or(4);
+                let db = Database::connect(sqlite_options(options, readers)).await?;
+                let writer = Database::connect(sqlite_options(options, 1)).await?;
+                (db, writer)
             }
             Backend::Postgres => {
-                connect
-                    .max_connections(options.max_connections.unwrap_or(16))
-                    .min_connections(1)
-                    // By default every checkout first pings the server: one more round trip
-                    // per query, which was a third of the round trips of the ingress's
-                    // duplicate check. A connection that has just been used is alive; one
-                    // idle for a while (a server restart, a proxy's idle cut) is still pinged,
-                    // and one that dies between two uses fails its query, which every caller
-                    // already treats as a passing outage.
-                    .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
-                    // Prepared statements are cached per connection, and after a few runs
-                    // PostgreSQL may switch one to a generic plan costed with the table sizes
-                    // of that moment. Costed while a table was a few pages (a fresh
-                    // deployment; the event log while no worker runs yet), a lookup of many
-                    // ids by primary key is a sequential scan, and it stays one until an
-                    // ANALYZE invalidates it: the ingress's duplicate check then read the
-                    // whole event log for every batch (measured: 967 instead of 3,425 accepted
-                    // webhooks per second after a 100,000-event backlog). Every statement
-                    // rollcall runs on a large table has an index to follow, so sequential
-                    // scans are priced out (`enable_seqscan=off` only penalises them: a table
-                    // with no usable index is still scanned) and cached plans can be kept.
-                    // Planning each statement for its parameters instead
-                    // (`plan_cache_mode=force_custom_plan`) was the first fix; it re-planned
-                    // every statement and every foreign-key check, about a sixth of the
-                    // database's CPU while the worker drained a backlog.
-                    .map_sqlx_postgres_opts(|opts| opts.options([("enable_seqscan", "off")]));
+                let db = Database::connect(postgres_options(options)).await?;
+                (db.clone(), db)
             }
-        }
-        let db = Database::connect(connect).await?;
+        };
         Ok(Self {
             db,
+            writer,
             backend,
             cipher,
         })
@@ -175,7 +146,9 @@ impl Store {
 
     /// Brings the schema up to date.
     pub async fn migrate(&self) -> Result<()> {
-        Migrator::up(&self.db, None).await.map_err(StoreError::from)
+        Migrator::up(&self.writer, None)
+            .await
+            .map_err(StoreError::from)
     }
 
     #[must_use]
@@ -192,7 +165,7 @@ impl Store {
             .map_err(StoreError::from)
     }
 
-    /// Connections of the pool in use and idle (for metrics).
+    /// Connections of the pools in use and idle (for metrics).
     #[must_use]
     pub fn pool_connections(&self) -> (u64, u64) {
         let (size, idle) = match self.backend {
@@ -201,8 +174,12 @@ impl Store {
                 (pool.size(), pool.num_idle())
             }
             Backend::Sqlite => {
-                let pool = self.db.get_sqlite_connection_pool();
-                (pool.size(), pool.num_idle())
+                let readers = self.db.get_sqlite_connection_pool();
+                let writer = self.writer.get_sqlite_connection_pool();
+                (
+                    readers.size() + writer.size(),
+                    readers.num_idle() + writer.num_idle(),
+                )
             }
         };
         let idle = u64::try_from(idle).unwrap_or(u64::MAX);
@@ -220,12 +197,17 @@ impl Store {
                 Backend::Postgres => None,
             },
         };
-        let tx = self.db.begin_with_options(options).await?;
+        let tx = self.writer.begin_with_options(options).await?;
         Ok(WriteTx::new(tx, self.backend))
     }
 
     pub(crate) fn db(&self) -> &DatabaseConnection {
         &self.db
+    }
+
+    /// The connection to write with outside [`Store::begin_write`].
+    pub(crate) fn writer(&self) -> &DatabaseConnection {
+        &self.writer
     }
 
     pub(crate) fn db_backend(&self) -> DbBackend {
@@ -235,6 +217,66 @@ impl Store {
     pub(crate) fn cipher(&self) -> &SecretCipher {
         &self.cipher
     }
+}
+
+fn connect_options(options: &StoreOptions) -> ConnectOptions {
+    let mut connect = ConnectOptions::new(options.url.clone());
+    connect
+        .connect_timeout(Duration::from_secs(5))
+        .acquire_timeout(Duration::from_secs(5))
+        .sqlx_logging(false);
+    connect
+}
+
+fn sqlite_options(options: &StoreOptions, max_connections: u32) -> ConnectOptions {
+    let full_sync = options.sqlite_full_sync;
+    let mut connect = connect_options(options);
+    connect
+        .max_connections(max_connections)
+        .map_sqlx_sqlite_opts(move |opts| {
+            use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
+            opts.journal_mode(SqliteJournalMode::Wal)
+                .synchronous(if full_sync {
+                    SqliteSynchronous::Full
+                } else {
+                    SqliteSynchronous::Normal
+                })
+                .busy_timeout(Duration::from_secs(10))
+                .foreign_keys(true)
+                .create_if_missing(true)
+        });
+    connect
+}
+
+fn postgres_options(options: &StoreOptions) -> ConnectOptions {
+    let mut connect = connect_options(options);
+    connect
+        .max_connections(options.max_connections.unwrap_or(16))
+        .min_connections(1)
+        // By default every checkout first pings the server: one more round trip
+        // per query, which was a third of the round trips of the ingress's
+        // duplicate check. A connection that has just been used is alive; one
+        // idle for a while (a server restart, a proxy's idle cut) is still pinged,
+        // and one that dies between two uses fails its query, which every caller
+        // already treats as a passing outage.
+        .test_before_acquire_if_idle_for(PING_IF_IDLE_FOR)
+        // Prepared statements are cached per connection, and after a few runs
+        // PostgreSQL may switch one to a generic plan costed with the table sizes
+        // of that moment. Costed while a table was a few pages (a fresh
+        // deployment; the event log while no worker runs yet), a lookup of many
+        // ids by primary key is a sequential scan, and it stays one until an
+        // ANALYZE invalidates it: the ingress's duplicate check then read the
+        // whole event log for every batch (measured: 967 instead of 3,425 accepted
+        // webhooks per second after a 100,000-event backlog). Every statement
+        // rollcall runs on a large table has an index to follow, so sequential
+        // scans are priced out (`enable_seqscan=off` only penalises them: a table
+        // with no usable index is still scanned) and cached plans can be kept.
+        // Planning each statement for its parameters instead
+        // (`plan_cache_mode=force_custom_plan`) was the first fix; it re-planned
+        // every statement and every foreign-key check, about a sixth of the
+        // database's CPU while the worker drained a backlog.
+        .map_sqlx_postgres_opts(|opts| opts.options([("enable_seqscan", "off")]));
+    connect
 }
 
 /// A database URL with any password replaced, for error messages and logs.

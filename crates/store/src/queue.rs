@@ -121,7 +121,7 @@ impl Store {
         let statement = self.db_backend().build(&claim);
         let mut rows = queue_job::Entity::find()
             .from_raw_sql(statement)
-            .all(self.db())
+            .all(self.writer())
             .await?;
         rows.sort_by_key(|row| row.id);
         rows.into_iter()
@@ -140,7 +140,7 @@ impl Store {
     /// Removes a processed job.
     pub async fn queue_ack(&self, job_id: i64) -> Result<()> {
         queue_job::Entity::delete_by_id(job_id)
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -152,7 +152,7 @@ impl Store {
         }
         queue_job::Entity::delete_many()
             .filter(queue_job::Column::Id.is_in(job_ids.iter().copied()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -178,7 +178,7 @@ impl Store {
                 Expr::value(serde_json::to_string(errors)?),
             )
             .filter(queue_job::Column::Id.eq(job_id))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -195,7 +195,7 @@ impl Store {
                 Expr::col(queue_job::Column::Attempts).sub(1),
             )
             .filter(queue_job::Column::Id.eq(job_id))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }

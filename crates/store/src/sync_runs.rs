@@ -186,7 +186,7 @@ impl Store {
             started_at: Set(now.millis()),
             queued_at: Set(None),
         })
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         Ok(id)
     }
@@ -228,7 +228,7 @@ impl Store {
                 .do_nothing()
                 .to_owned(),
         )
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         Ok(())
     }
@@ -253,7 +253,7 @@ impl Store {
                 Expr::value(as_i64(rows_invalid)),
             )
             .filter(sync_run::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -284,7 +284,7 @@ impl Store {
             )
             .col_expr(sync_run::Column::QueuedAt, Expr::value(now.millis()))
             .filter(sync_run::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -311,7 +311,7 @@ impl Store {
                 .do_nothing()
                 .to_owned(),
             )
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await?;
         Ok(())
     }
@@ -333,7 +333,7 @@ impl Store {
                     .do_nothing()
                     .to_owned(),
             )
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await?;
         Ok(())
     }
@@ -415,7 +415,7 @@ impl Store {
     pub async fn drop_roster_ids(&self, run: ImportId) -> Result<()> {
         roster_id::Entity::delete_many()
             .filter(roster_id::Column::SyncRunId.eq(run.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }

@@ -88,7 +88,7 @@ impl Store {
     pub async fn create_team(&self, tenant: TenantId, name: &str, now: Timestamp) -> Result<Team> {
         let (id, row) = new_team(tenant, name, now);
         team::Entity::insert(row)
-            .exec_without_returning(self.db())
+            .exec_without_returning(self.writer())
             .await
             .map_err(|err| name_taken(err.into(), name))?;
         Ok(Team {
@@ -189,7 +189,7 @@ impl Store {
         team::Entity::update_many()
             .col_expr(team::Column::Name, Expr::value(name))
             .filter(team::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await
             .map_err(|err| name_taken(err.into(), name))?;
         self.team(id).await
@@ -307,7 +307,7 @@ impl Store {
             .col_expr(user::Column::UpdatedAt, Expr::value(now.millis()))
             .filter(user::Column::Id.eq(user_id.as_uuid()))
             .filter(user::Column::TeamId.eq(team_id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         if result.rows_affected == 0 {
             return Err(StoreError::NotFound("member"));

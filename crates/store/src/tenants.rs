@@ -54,7 +54,7 @@ impl Store {
             created_at: Set(now.millis()),
             invitation_settings: Set(None),
         })
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         Ok(Tenant {
             id,
@@ -92,7 +92,7 @@ impl Store {
             any = true;
         }
         if any {
-            update.exec(self.db()).await?;
+            update.exec(self.writer()).await?;
         }
         self.tenant(id).await
     }

@@ -79,7 +79,7 @@ impl Store {
             last_used_at: Set(None),
             revoked_at: Set(None),
         })
-        .exec_without_returning(self.db())
+        .exec_without_returning(self.writer())
         .await?;
         Ok(ApiToken {
             id,
@@ -119,7 +119,7 @@ impl Store {
         api_token::Entity::update_many()
             .col_expr(api_token::Column::LastUsedAt, now.millis().into())
             .filter(api_token::Column::Id.eq(id.as_uuid()))
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         Ok(())
     }
@@ -163,7 +163,7 @@ impl Store {
             .col_expr(api_token::Column::RevokedAt, now.millis().into())
             .filter(api_token::Column::Id.eq(id.as_uuid()))
             .filter(api_token::Column::RevokedAt.is_null())
-            .exec(self.db())
+            .exec(self.writer())
             .await?;
         self.token(id).await
     }

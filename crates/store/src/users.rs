@@ -379,7 +379,7 @@ impl Store {
         }
         let email = edit.email.as_ref().map_or("", |email| email.as_str());
         update
-            .exec(self.db())
+            .exec(self.writer())
             .await
             .map_err(|err| user_conflict(err.into(), email))?;
         self.user(id).await
