@@ -10,6 +10,7 @@ use sea_orm::{
 use serde::Serialize;
 use uuid::Uuid;
 
+use crate::by_key::ByKey;
 use crate::entities::{dead_letter, queue_job};
 use crate::page::{self, Cursor, Page};
 use crate::queue::AttemptError;
@@ -218,7 +219,7 @@ impl Store {
 
     pub async fn dead_letter(&self, id: DeadLetterId) -> Result<Option<DeadLetterRecord>> {
         dead_letter::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(DeadLetterRecord::try_from)
             .transpose()

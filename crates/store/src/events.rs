@@ -8,6 +8,7 @@ use domain::{EventId, EventOutcome, ImportId, IntegrationId, TenantId, Timestamp
 use sea_orm::{ColumnTrait, Condition, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::{Deserialize, Serialize};
 
+use crate::by_key::ByKey;
 use crate::entities::event;
 use crate::page::{self, Cursor, Page};
 use crate::{Backend, PING_IF_IDLE_FOR, Result, Store, StoreError};
@@ -139,7 +140,7 @@ impl Store {
             .filter(event::Column::IntegrationId.eq(integration.as_uuid()))
             .filter(event::Column::ProviderEventId.eq(provider_event_id))
             .into_tuple::<String>()
-            .one(self.db())
+            .by_key(self.db())
             .await?;
         row.map(|outcome| outcome.parse().map_err(StoreError::corrupt))
             .transpose()
@@ -216,7 +217,7 @@ impl Store {
 
     pub async fn event(&self, id: EventId) -> Result<Option<EventRecord>> {
         event::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(EventRecord::try_from)
             .transpose()

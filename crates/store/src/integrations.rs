@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 use uuid::Uuid;
 
+use crate::by_key::ByKey;
 use crate::entities::{integration, integration_secret};
 use crate::page::{self, Cursor, Page};
 use crate::{Backend, Result, Store, StoreError, cache};
@@ -194,7 +195,7 @@ impl Store {
             .select_only()
             .column(integration::Column::Directory)
             .into_tuple()
-            .one(self.db())
+            .by_key(self.db())
             .await?;
         let Some(text) = stored.flatten() else {
             return Ok(None);
@@ -234,7 +235,7 @@ impl Store {
 
     pub async fn integration(&self, id: IntegrationId) -> Result<Option<Integration>> {
         integration::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(Integration::try_from)
             .transpose()

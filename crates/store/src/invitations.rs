@@ -15,6 +15,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::{invitation, tenant, user};
 use crate::{Result, Store, StoreError};
 
@@ -371,7 +372,7 @@ impl Store {
             query = query.lock_exclusive();
         }
         let person = query
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .filter(|person| scope.is_none_or(|tenant| tenant.as_uuid() == person.tenant_id))
             .ok_or(StoreError::NotFound("user"))?;
@@ -441,7 +442,7 @@ impl Store {
             query = query.lock_exclusive();
         }
         let Some(row) = query
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .filter(|row| scope.is_none_or(|tenant| tenant.as_uuid() == row.tenant_id))
         else {
@@ -461,7 +462,7 @@ impl Store {
             return Ok(Redemption::Gone(reason));
         }
         let person = user::Entity::find_by_id(row.user_id)
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .ok_or(StoreError::NotFound("user"))?;
         if person.status != UserStatus::Active.as_str() {

@@ -3,13 +3,14 @@
 use sea_orm::sea_query::OnConflict;
 use sea_orm::{ActiveValue::Set, EntityTrait};
 
+use crate::by_key::ByKey;
 use crate::entities::setting;
 use crate::{Result, Store};
 
 impl Store {
     pub async fn setting(&self, key: &str) -> Result<Option<String>> {
         Ok(setting::Entity::find_by_id(key.to_owned())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(|row| row.value))
     }

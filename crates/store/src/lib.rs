@@ -7,6 +7,7 @@
 //! told, and turns database failures into [`StoreError`] kinds that callers can act on
 //! (transient or not, conflict or not).
 
+mod by_key;
 mod cache;
 mod cipher;
 mod dead_letters;

@@ -35,6 +35,7 @@ use sea_orm::{
     IntoActiveModel, Iterable, ModelTrait, QueryFilter, QueryOrder, QuerySelect, Statement,
 };
 
+use crate::by_key::ByKey;
 use crate::entities::{dead_letter, event, identity, invitation, issue, team, user};
 use crate::events::NewEventRecord;
 use crate::issues::NewIssue;
@@ -633,7 +634,7 @@ impl Staged<'_> {
                 let found = team::Entity::find()
                     .filter(team::Column::TenantId.eq(tenant.as_uuid()))
                     .filter(team::Column::Name.eq(name))
-                    .one(&self.tx.tx)
+                    .by_key(&self.tx.tx)
                     .await?;
                 let team = match found {
                     Some(row) => TeamId::from(row.id),

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::{dead_letter, event, identity, roster_id, sync_run, sync_run_error, user};
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
@@ -422,7 +423,7 @@ impl Store {
 
     pub async fn sync_run(&self, id: ImportId) -> Result<Option<SyncRun>> {
         let Some(row) = sync_run::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
         else {
             return Ok(None);

@@ -12,6 +12,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::{team, user};
 use crate::page::{self, Cursor, Page};
 use crate::users::UserRecord;
@@ -107,7 +108,7 @@ impl Store {
             team::Entity::find()
                 .filter(team::Column::TenantId.eq(tenant.as_uuid()))
                 .filter(team::Column::Name.eq(name))
-                .one(self.db())
+                .by_key(self.db())
         };
         if let Some(row) = find().await? {
             return Ok(team_of(row, 0));
@@ -142,7 +143,7 @@ impl Store {
 
     pub async fn team(&self, id: TeamId) -> Result<Option<Team>> {
         let Some(row) = team::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
         else {
             return Ok(None);
@@ -249,11 +250,11 @@ impl Store {
             query = query.lock_exclusive();
         }
         let person = query
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .ok_or(StoreError::NotFound("user"))?;
         let team = team::Entity::find_by_id(team_id.as_uuid())
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .filter(|team| team.tenant_id == person.tenant_id)
             .ok_or(StoreError::NotFound("team"))?;
@@ -280,7 +281,7 @@ impl Store {
             )
             .await?;
         let user = user::Entity::find_by_id(person.id)
-            .one(&tx.tx)
+            .by_key(&tx.tx)
             .await?
             .ok_or(StoreError::NotFound("user"))
             .and_then(UserRecord::try_from)?;

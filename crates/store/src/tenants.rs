@@ -6,6 +6,7 @@ use sea_orm::sea_query::Expr;
 use sea_orm::{ActiveValue::Set, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::tenant;
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
@@ -66,7 +67,7 @@ impl Store {
 
     pub async fn tenant(&self, id: TenantId) -> Result<Option<Tenant>> {
         tenant::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(Tenant::try_from)
             .transpose()

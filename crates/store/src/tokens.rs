@@ -4,6 +4,7 @@ use domain::{TenantId, Timestamp, TokenId};
 use sea_orm::{ActiveValue::Set, ColumnTrait, EntityTrait, QueryFilter, QueryOrder, QuerySelect};
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::api_token;
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError, token_hash};
@@ -98,7 +99,7 @@ impl Store {
         api_token::Entity::find()
             .filter(api_token::Column::TokenHash.eq(hash))
             .filter(api_token::Column::RevokedAt.is_null())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(ApiToken::try_from)
             .transpose()
@@ -150,7 +151,7 @@ impl Store {
 
     pub async fn token(&self, id: TokenId) -> Result<Option<ApiToken>> {
         api_token::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(ApiToken::try_from)
             .transpose()

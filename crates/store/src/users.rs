@@ -10,6 +10,7 @@ use sea_orm::{
 };
 use serde::Serialize;
 
+use crate::by_key::ByKey;
 use crate::entities::{identity, user};
 use crate::page::{self, Cursor, Page};
 use crate::{Result, Store, StoreError};
@@ -117,7 +118,7 @@ fn like_pattern(text: &str) -> String {
 impl Store {
     pub async fn user(&self, id: UserId) -> Result<Option<UserRecord>> {
         user::Entity::find_by_id(id.as_uuid())
-            .one(self.db())
+            .by_key(self.db())
             .await?
             .map(UserRecord::try_from)
             .transpose()
@@ -277,7 +278,7 @@ impl Store {
         if let Some(team) = manual.team_id {
             let found = crate::entities::team::Entity::find_by_id(team.as_uuid())
                 .filter(crate::entities::team::Column::TenantId.eq(manual.tenant.as_uuid()))
-                .one(&tx.tx)
+                .by_key(&tx.tx)
                 .await?;
             if found.is_none() {
                 return Err(StoreError::NotFound("team"));
@@ -400,7 +401,7 @@ impl Store {
         if self.backend() == crate::Backend::Postgres {
             query = query.lock_exclusive();
         }
-        let Some(person) = query.one(&tx.tx).await? else {
+        let Some(person) = query.by_key(&tx.tx).await? else {
             return Ok(None);
         };
         let before: UserStatus = person.status.parse().map_err(StoreError::corrupt)?;
