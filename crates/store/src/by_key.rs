@@ -9,7 +9,7 @@
 //!
 //! Queries that may match several rows and want the first keep `one()`.
 
-use sea_orm::{ConnectionTrait, DbErr, EntityTrait, ModelTrait, Select, Selector, SelectorTrait};
+use sea_orm::{ConnectionTrait, DbErr, EntityTrait, Select, Selector, SelectorTrait};
 
 /// A query whose filter names at most one row through a unique key.
 pub(crate) trait ByKey {
@@ -31,11 +31,7 @@ impl<S: SelectorTrait> ByKey for Selector<S> {
     }
 }
 
-impl<E> ByKey for Select<E>
-where
-    E: EntityTrait,
-    E::Model: ModelTrait<Entity = E>,
-{
+impl<E: EntityTrait> ByKey for Select<E> {
     type Item = E::Model;
 
     async fn by_key<C: ConnectionTrait>(self, db: &C) -> Result<Option<E::Model>, DbErr> {
