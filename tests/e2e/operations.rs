@@ -110,7 +110,10 @@ async fn metrics_move_request_ids_reach_the_worker_and_no_secret_is_logged() {
         .post_hook(&integration.id, body.clone(), &forged)
         .await;
     assert_eq!(status, 401);
-    let generated = response_headers["x-request-id"].to_str().unwrap();
+    let generated = response_headers["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(generated.len(), 36, "{generated}");
     // Unknown integrations do not get a series each.
     let (status, _, _) = client
@@ -174,12 +177,21 @@ async fn metrics_move_request_ids_reach_the_worker_and_no_secret_is_logged() {
     assert_eq!(processed["tenant_id"], tenant.as_str());
     assert_eq!(processed["integration_id"], integration.id.as_str());
     assert!(processed["event_id"].as_str().is_some());
-    assert!(
-        lines
-            .iter()
-            .any(|line| line["span"]["request_id"] == "req-ops-1"),
-        "no ingress line in the request's span"
-    );
+    // The ingress's own lines name the request too: the accepted event's, and the rejected
+    // webhook's with the id the listener made up for it and the integration it was sent to.
+    let accepted = lines
+        .iter()
+        .find(|line| line["message"] == "event accepted" && line["request_id"] == "req-ops-1")
+        .unwrap_or_else(|| panic!("no ingress line with the request id in {logs}"));
+    assert_eq!(accepted["event_id"], processed["event_id"]);
+    let rejected = lines
+        .iter()
+        .find(|line| {
+            line["message"] == "webhook rejected" && line["request_id"] == generated.as_str()
+        })
+        .unwrap_or_else(|| panic!("no rejection line with the generated request id in {logs}"));
+    assert_eq!(rejected["integration_id"], integration.id.as_str());
+    assert_eq!(rejected["reason"], "unauthorized");
 
     // A full run's logs, at debug level, hold no secret.
     for secret in [

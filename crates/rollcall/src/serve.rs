@@ -167,7 +167,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             store.clone(),
             bus.clone(),
         ));
-        let router = telemetry::with_request_ids(router);
+        let router = telemetry::with_request_spans(router);
         tasks.spawn(listen("admin", &config.admin_addr, router, shutdown.clone()).await?);
     }
     if roles.contains(&Role::Worker) {
