@@ -94,9 +94,8 @@ async fn receive(
     request: Request,
 ) -> Response {
     let integration_id = integration_id.parse::<IntegrationId>().ok();
-    // Named on this webhook's log lines rather than carried by a span: a span per webhook was
-    // a tenth of the ingress's throughput, and the lines below are all it would have covered
-    // at the default level.
+    // Named on this webhook's log lines, not carried by a span (why: the binary's
+    // `telemetry::with_request_ids`); at the default level these lines are all a span covered.
     let request_id = request_id(request.headers());
     let started = std::time::Instant::now();
     metrics::counter!("rollcall_webhooks_received_total").increment(1);
