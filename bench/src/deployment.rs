@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use sea_orm::{ConnectionTrait, Database, DatabaseConnection, Statement};
+use smtp_sink::SmtpSink;
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
@@ -61,6 +62,8 @@ pub(crate) struct Deployment {
     pub dir: PathBuf,
     pub database_url: String,
     pub amqp: Option<(String, String)>,
+    /// Where invitations go; `None`: `.eml` files, the embedded default.
+    pub smtp: Option<SmtpSink>,
     /// PostgreSQL: the admin URL and database name to drop afterwards.
     pub pg_cleanup: Option<(String, String)>,
     pub processes: Vec<Process>,
@@ -87,6 +90,9 @@ impl Deployment {
                 "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
             )
             .kill_on_drop(true);
+        if let Some(sink) = &self.smtp {
+            command.env("ROLLCALL_SMTP_URL", &sink.url);
+        }
         if let Some((url, prefix)) = &self.amqp {
             command
                 .env("ROLLCALL_AMQP_URL", url)

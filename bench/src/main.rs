@@ -21,6 +21,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 
+use smtp_sink::SmtpSink;
+
 use crate::deployment::Deployment;
 use crate::load::{Mix, Spec, run_id};
 use crate::report::{Burst, DeploymentReport, Report, Steady};
@@ -497,6 +499,7 @@ async fn embedded(
         database_url: format!("sqlite://{}?mode=rwc", dir.join("rollcall.db").display()),
         dir,
         amqp: None,
+        smtp: None,
         pg_cleanup: None,
         processes: Vec::new(),
         db: None,
@@ -538,6 +541,9 @@ async fn distributed(
         dir: workdir("distributed")?,
         database_url: with_database(pg_url, &name),
         amqp: Some((amqp_url.to_owned(), format!("bench{}.", run_id()))),
+        // Production sends invitations over SMTP, so this deployment does too: to a server in
+        // this process, on loopback.
+        smtp: Some(SmtpSink::counting().await?),
         pg_cleanup: Some((pg_url.to_owned(), name)),
         processes: Vec::new(),
         db: None,

@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use crate::support::smtp::SmtpSink;
 use crate::support::{
     Backend, Client, Process, Spawn, TestEnv, eml_files, event, eventually, now_seconds, only,
     owner, sign, unfold_quoted_printable,
 };
+use smtp_sink::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -113,7 +113,7 @@ async fn sqlite_and_embedded_queue_invite_by_eml_file() {
 
 #[tokio::test]
 async fn postgres_and_rabbitmq_invite_over_smtp() {
-    let sink = SmtpSink::start().await;
+    let sink = SmtpSink::start().await.expect("an SMTP sink on loopback");
     webhook_becomes_invited_user(Backend::PostgresRabbit, Some(sink)).await;
 }
 
@@ -124,7 +124,7 @@ async fn sqlite_and_rabbitmq_work_together() {
 
 #[tokio::test]
 async fn postgres_and_embedded_queue_work_together() {
-    let sink = SmtpSink::start().await;
+    let sink = SmtpSink::start().await.expect("an SMTP sink on loopback");
     webhook_becomes_invited_user(Backend::PostgresEmbedded, Some(sink)).await;
 }
 
@@ -134,7 +134,7 @@ async fn duplicates_make_one_user(backend: Backend) {
     let Some(env) = TestEnv::new(backend).await else {
         return;
     };
-    let sink = SmtpSink::start().await;
+    let sink = SmtpSink::start().await.expect("an SMTP sink on loopback");
     let process = env
         .spawn(Spawn {
             smtp_url: Some(sink.url.clone()),

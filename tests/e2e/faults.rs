@@ -13,8 +13,8 @@ use crate::support::app::Integration;
 use crate::support::load::{Sent, logged_and_dead, send_all};
 use crate::support::proxy::Proxy;
 use crate::support::services::postgres_addr;
-use crate::support::smtp::SmtpSink;
 use crate::support::{Backend, Client, Process, Spawn, TestEnv, eventually};
+use smtp_sink::SmtpSink;
 
 /// Events per scenario, and the distinct owners they name.
 const EVENTS: usize = 2000;
@@ -80,7 +80,7 @@ impl Fleet {
         let rabbit = env.rabbit.clone().expect("rabbitmq");
         let db = Proxy::start(&postgres_addr()).await;
         let broker = Proxy::start(&rabbit.broker_addr()).await;
-        let smtp = SmtpSink::start().await;
+        let smtp = SmtpSink::start().await.expect("an SMTP sink on loopback");
         let options = |roles: Vec<&'static str>, extra: Vec<(String, String)>| Spawn {
             roles,
             smtp_url: Some(smtp.url.clone()),

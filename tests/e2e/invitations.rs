@@ -6,10 +6,10 @@ use std::time::Duration;
 use mail_parser::MessageParser;
 use serde_json::{Value, json};
 
-use crate::support::smtp::{DataReply, SmtpSink};
 use crate::support::{
     Backend, Client, Integration, Process, Spawn, TestEnv, event, eventually, owner,
 };
+use smtp_sink::{DataReply, SmtpSink};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -171,7 +171,12 @@ async fn modes_resend_and_redemption(backend: Backend) {
         sink,
         process,
         client,
-    }) = mailing(backend, SmtpSink::start().await, Vec::new()).await
+    }) = mailing(
+        backend,
+        SmtpSink::start().await.expect("an SMTP sink on loopback"),
+        Vec::new(),
+    )
+    .await
     else {
         return;
     };
@@ -323,7 +328,7 @@ async fn an_expired_link_is_refused() {
         client,
     }) = mailing(
         Backend::SqliteEmbedded,
-        SmtpSink::start().await,
+        SmtpSink::start().await.expect("an SMTP sink on loopback"),
         vec![("ROLLCALL_INVITATION_TTL_SECONDS".to_owned(), "2".to_owned())],
     )
     .await
@@ -373,7 +378,9 @@ async fn a_busy_mail_server_gets_the_email_exactly_once() {
         client,
     }) = mailing(
         Backend::SqliteEmbedded,
-        SmtpSink::scripted(vec![DataReply::Busy, DataReply::Busy]).await,
+        SmtpSink::scripted(vec![DataReply::Busy, DataReply::Busy])
+            .await
+            .expect("an SMTP sink on loopback"),
         fast_retries(),
     )
     .await
@@ -398,6 +405,57 @@ async fn a_busy_mail_server_gets_the_email_exactly_once() {
     env.cleanup().await;
 }
 
+/// Over SMTP, the relay keeps `ROLLCALL_SMTP_CONNECTIONS` emails in flight at once: an SMTP
+/// exchange waits on the server several times, so one at a time would be latency-bound. The
+/// sink holds each answer until four messages wait together (or five seconds passed), so the
+/// test sees whether four were ever in flight without timing anything.
+#[tokio::test]
+async fn invitations_go_out_over_several_smtp_connections_at_once() {
+    const AT_ONCE: usize = 4;
+    let sink = SmtpSink::gathering(AT_ONCE, Duration::from_secs(5))
+        .await
+        .expect("an SMTP sink on loopback");
+    let Some(Mailing {
+        env,
+        sink,
+        process,
+        client,
+    }) = mailing(
+        Backend::PostgresRabbit,
+        sink,
+        vec![("ROLLCALL_SMTP_CONNECTIONS".to_owned(), AT_ONCE.to_string())],
+    )
+    .await
+    else {
+        return;
+    };
+    let tenant = client.create_tenant("Acme Corp").await;
+    let integration = client.create_integration(&tenant, json!({})).await;
+    let people = 2 * AT_ONCE;
+    for n in 0..people {
+        let person = owner(
+            &format!("P{n}"),
+            "Pat",
+            &format!("No{n}"),
+            &format!("pat{n}@example.com"),
+        );
+        let (status, _) = send_owner(&client, &integration, &format!("evt_{n}"), &person).await;
+        assert_eq!(status, 202);
+    }
+    for n in 0..people {
+        let mails = wait_for_mails(&sink, &format!("pat{n}@example.com"), 1).await;
+        assert_eq!(mails.len(), 1, "one invitation each");
+    }
+    assert_eq!(sink.messages().len(), people, "no email twice");
+    assert_eq!(
+        sink.most_waiting_at_once(),
+        AT_ONCE,
+        "the relay had {AT_ONCE} emails in flight at once, and no more"
+    );
+    drop(process);
+    env.cleanup().await;
+}
+
 #[tokio::test]
 async fn a_refused_recipient_fails_the_invitation_without_retrying() {
     let Some(Mailing {
@@ -407,7 +465,9 @@ async fn a_refused_recipient_fails_the_invitation_without_retrying() {
         client,
     }) = mailing(
         Backend::SqliteEmbedded,
-        SmtpSink::scripted(vec![DataReply::Reject]).await,
+        SmtpSink::scripted(vec![DataReply::Reject])
+            .await
+            .expect("an SMTP sink on loopback"),
         fast_retries(),
     )
     .await
@@ -456,7 +516,9 @@ async fn a_process_killed_mid_send_sends_the_email_once_after_restart() {
         return;
     };
     // The first conversation never gets its answer: the process is killed while waiting.
-    let sink = SmtpSink::scripted(vec![DataReply::Hang]).await;
+    let sink = SmtpSink::scripted(vec![DataReply::Hang])
+        .await
+        .expect("an SMTP sink on loopback");
     let options = || Spawn {
         smtp_url: Some(sink.url.clone()),
         env: vec![(
@@ -515,7 +577,12 @@ async fn non_ascii_names_arrive_intact_in_both_parts() {
         sink,
         process,
         client,
-    }) = mailing(Backend::SqliteEmbedded, SmtpSink::start().await, Vec::new()).await
+    }) = mailing(
+        Backend::SqliteEmbedded,
+        SmtpSink::start().await.expect("an SMTP sink on loopback"),
+        Vec::new(),
+    )
+    .await
     else {
         return;
     };
@@ -580,7 +647,12 @@ async fn tenant_templates_links_and_reply_to() {
         sink,
         process,
         client,
-    }) = mailing(Backend::SqliteEmbedded, SmtpSink::start().await, settings).await
+    }) = mailing(
+        Backend::SqliteEmbedded,
+        SmtpSink::start().await.expect("an SMTP sink on loopback"),
+        settings,
+    )
+    .await
     else {
         return;
     };
@@ -707,7 +779,12 @@ async fn a_user_created_inactive_is_invited_when_activated() {
         sink,
         process,
         client,
-    }) = mailing(Backend::SqliteEmbedded, SmtpSink::start().await, Vec::new()).await
+    }) = mailing(
+        Backend::SqliteEmbedded,
+        SmtpSink::start().await.expect("an SMTP sink on loopback"),
+        Vec::new(),
+    )
+    .await
     else {
         return;
     };

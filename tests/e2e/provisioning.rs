@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::support::smtp::SmtpSink;
 use crate::support::{Backend, Client, Spawn, TestEnv, eventually, now_seconds, sign};
+use smtp_sink::SmtpSink;
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -678,7 +678,7 @@ async fn fleet(smtp: &SmtpSink) -> Option<(TestEnv, Vec<crate::support::Process>
 
 #[tokio::test]
 async fn fifty_events_for_one_new_owner_on_two_workers_make_one_user() {
-    let smtp = SmtpSink::start().await;
+    let smtp = SmtpSink::start().await.expect("an SMTP sink on loopback");
     let Some((env, processes, client)) = fleet(&smtp).await else {
         return;
     };
@@ -736,7 +736,7 @@ async fn fifty_events_for_one_new_owner_on_two_workers_make_one_user() {
 
 #[tokio::test]
 async fn two_owners_racing_for_one_email_make_one_user_and_one_issue() {
-    let smtp = SmtpSink::start().await;
+    let smtp = SmtpSink::start().await.expect("an SMTP sink on loopback");
     let Some((env, processes, client)) = fleet(&smtp).await else {
         return;
     };
@@ -779,7 +779,7 @@ async fn two_owners_racing_for_one_email_make_one_user_and_one_issue() {
 
 #[tokio::test]
 async fn an_event_redelivered_after_a_crash_between_commit_and_ack_has_no_second_effect() {
-    let smtp = SmtpSink::start().await;
+    let smtp = SmtpSink::start().await.expect("an SMTP sink on loopback");
     let Some(env) = TestEnv::new(Backend::PostgresRabbit).await else {
         return;
     };

@@ -28,6 +28,9 @@ pub(crate) struct Config {
     pub public_url: String,
     /// `smtp://host:port` or `smtps://user:pass@host`; unset writes `.eml` files.
     pub smtp_url: Option<String>,
+    /// Invitations the relay sends at once over SMTP, each on a connection of its own. An SMTP
+    /// exchange is several round trips, so one at a time is bound by the server's latency.
+    pub smtp_connections: u32,
     /// Sender of invitations.
     pub mail_from: String,
     /// `Reply-To` of invitations (a tenant may set its own).
@@ -90,6 +93,7 @@ impl Default for Config {
             admin_addr: "127.0.0.1:8081".to_owned(),
             public_url: "http://127.0.0.1:8080".to_owned(),
             smtp_url: None,
+            smtp_connections: 8,
             mail_from: "rollcall <no-reply@localhost>".to_owned(),
             mail_reply_to: None,
             templates_dir: None,
@@ -129,6 +133,7 @@ const KEYS: &[&str] = &[
     "admin_addr",
     "public_url",
     "smtp_url",
+    "smtp_connections",
     "mail_from",
     "mail_reply_to",
     "templates_dir",
@@ -220,6 +225,9 @@ impl Config {
             anyhow::bail!(
                 "ROLLCALL_INVITATION_TTL_SECONDS must be between 1 and 31622400 (a year)"
             );
+        }
+        if !(1..=100).contains(&self.smtp_connections) {
+            anyhow::bail!("ROLLCALL_SMTP_CONNECTIONS must be between 1 and 100");
         }
         if self.invitation_retry_base_ms == 0 || self.invitation_max_attempts == 0 {
             anyhow::bail!(
@@ -316,5 +324,27 @@ mod tests {
         assert_eq!(config.ingress_addr, "127.0.0.1:8080");
         assert_eq!(config.admin_addr, "127.0.0.1:8081");
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn smtp_connections_out_of_range_are_refused_by_name() {
+        for connections in [0, 101] {
+            let config = Config {
+                smtp_connections: connections,
+                ..Config::default()
+            };
+            let err = config.validate().unwrap_err().to_string();
+            assert!(
+                err.contains("ROLLCALL_SMTP_CONNECTIONS"),
+                "{connections}: {err}"
+            );
+        }
+        for connections in [1, 100] {
+            let config = Config {
+                smtp_connections: connections,
+                ..Config::default()
+            };
+            config.validate().unwrap();
+        }
     }
 }

@@ -200,7 +200,7 @@ pub(crate) async fn serve(config: Config, roles: &[Role]) -> anyhow::Result<()> 
             Ok(())
         });
         let transport = match &config.smtp_url {
-            Some(url) => MailTransport::smtp(url)?,
+            Some(url) => MailTransport::smtp(url, config.smtp_connections)?,
             None => MailTransport::Files(config.data_dir.join("outbox")),
         };
         let from = config.mail_from.parse().with_context(|| {

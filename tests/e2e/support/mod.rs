@@ -7,7 +7,6 @@ pub mod load;
 pub mod proxy;
 pub mod schemes;
 pub mod services;
-pub mod smtp;
 
 use std::future::Future;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
