@@ -450,7 +450,10 @@ async fn delete_queues(url: &str, prefix: &str) {
 }
 
 /// Creates a tenant and a live integration; answers its id and secret.
-pub(crate) async fn integration(admin: &str) -> anyhow::Result<(String, String)> {
+pub(crate) async fn integration(
+    admin: &str,
+    settings: serde_json::Value,
+) -> anyhow::Result<(String, String)> {
     let http = reqwest::Client::new();
     let post = |path: &str, body: serde_json::Value| {
         http.post(format!("{admin}{path}"))
@@ -465,7 +468,12 @@ pub(crate) async fn integration(admin: &str) -> anyhow::Result<(String, String)>
     let tenant = tenant["id"].as_str().context("tenant id")?;
     let created: serde_json::Value = post(
         "/v1/integrations",
-        serde_json::json!({"tenant_id": tenant, "name": "Bench CRM", "source": "rollcall"}),
+        serde_json::json!({
+            "tenant_id": tenant,
+            "name": "Bench CRM",
+            "source": "rollcall",
+            "settings": settings,
+        }),
     )
     .await?
     .json()
